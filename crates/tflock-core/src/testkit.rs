@@ -1,0 +1,402 @@
+//! The conformance suite: one set of cases every backend runs against its emulator.
+//!
+//! A backend crate implements [`Fixture`] (how to get a fresh, empty place) and [`Place`]
+//! (how to take, re-take and read locks the way Terraform does, without going through the
+//! store under test), then invokes [`conformance_suite!`](crate::conformance_suite). A
+//! backend is done when every case passes.
+
+use crate::error::Error;
+use crate::lock::Lock;
+use crate::lockinfo::LockInfo;
+use crate::store::{BreakOptions, LockStore};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// One empty place (directory, table, bucket prefix, container) and the store over it.
+#[async_trait]
+pub trait Place: Send + Sync {
+    /// The store under test, covering this place only.
+    fn store(&self) -> &dyn LockStore;
+    /// The state path `list` must report for `state` (a workspace name such as `default`).
+    fn path_of(&self, state: &str) -> String;
+    /// Takes a lock on `state` exactly as Terraform does (including the state object or
+    /// digest row Terraform keeps next to it). Returns the ID `list` must show.
+    async fn hold(&self, state: &str, info: &LockInfo) -> String;
+    /// Unlocks `state` as Terraform would and locks it again with `info`: a new holder
+    /// that raced the break. Returns the new ID.
+    async fn retake(&self, state: &str, info: &LockInfo) -> String;
+    /// The ID of the lock on `state` right now, read directly (not through the store).
+    async fn current(&self, state: &str) -> Option<String>;
+    /// Locks `state` with metadata that cannot be decoded (garbage JSON, bad base64).
+    async fn hold_garbage(&self, state: &str);
+    /// A fingerprint of everything tflock must never modify: state objects, digest rows,
+    /// metadata other than the lock's. Must be equal before and after every break.
+    async fn untouchables(&self) -> String;
+}
+
+/// Makes fresh places. `name` is unique per case, for backends that need one.
+#[async_trait]
+pub trait Fixture: Send + Sync {
+    async fn place(&self, name: &str) -> Box<dyn Place>;
+}
+
+/// Returns the value of `var` (an emulator endpoint), or `None` after printing why the
+/// tests are skipped. With `TFLOCK_REQUIRE_EMULATORS=1` (the README's test command) a
+/// missing emulator is a failure, not a skip.
+pub fn require_env(var: &str, what: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ => {
+            if std::env::var("TFLOCK_REQUIRE_EMULATORS").as_deref() == Ok("1") {
+                panic!("{var} is not set but TFLOCK_REQUIRE_EMULATORS=1: {what} is required (run scripts/test)");
+            }
+            eprintln!("skipping: {var} is not set ({what} not running; scripts/test starts it)");
+            None
+        }
+    }
+}
+
+/// A LockInfo as Terraform 1.11 would write it, with a fresh random-looking ID.
+pub fn sample_info(operation: &str, path: &str) -> LockInfo {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default() as u64;
+    let seed = nanos
+        ^ (COUNTER
+            .fetch_add(1, Ordering::SeqCst)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        ^ (std::process::id() as u64) << 32;
+    let (a, b) = (splitmix(seed), splitmix(seed ^ 0xD1B5_4A32_D192_ED03));
+    let hex = format!("{a:016x}{b:016x}");
+    let id = format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    );
+    LockInfo {
+        id,
+        operation: operation.into(),
+        info: String::new(),
+        who: "conformance@tflock-test".into(),
+        version: "1.11.4".into(),
+        created: Some(created_now()),
+        path: path.into(),
+    }
+}
+
+fn created_now() -> DateTime<Utc> {
+    // Terraform's clock has nanoseconds; keep them so round trips are exercised.
+    Utc::now()
+}
+
+fn splitmix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+async fn list(place: &dyn Place) -> Vec<Lock> {
+    match place.store().list().await {
+        Ok(locks) => locks,
+        Err(e) => panic!("list failed: {e}"),
+    }
+}
+
+fn find<'a>(locks: &'a [Lock], id: &str) -> &'a Lock {
+    let found: Vec<&Lock> = locks.iter().filter(|l| l.id == id).collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "expected exactly one lock with ID {id}, got {locks:#?}"
+    );
+    found[0]
+}
+
+/// A new place holds no locks.
+pub async fn empty_place_lists_nothing(f: &dyn Fixture) {
+    let place = f.place("empty").await;
+    let locks = list(place.as_ref()).await;
+    assert!(locks.is_empty(), "fresh place listed {locks:#?}");
+}
+
+/// A held lock is listed once, with the ID, path and LockInfo Terraform wrote.
+pub async fn hold_list_inspect(f: &dyn Fixture) {
+    let place = f.place("inspect").await;
+    let store = place.store();
+    let info = sample_info("OperationTypeApply", &place.path_of("default"));
+    let id = place.hold("default", &info).await;
+    let locks = list(place.as_ref()).await;
+    assert_eq!(locks.len(), 1, "{locks:#?}");
+    let lock = find(&locks, &id);
+    assert_eq!(lock.backend, store.backend());
+    assert_eq!(lock.target, store.target());
+    assert_eq!(lock.path, place.path_of("default"));
+    assert!(lock.matches_id(&id));
+    assert!(
+        lock.info_error.is_none(),
+        "decode error: {:?}",
+        lock.info_error
+    );
+    assert!(!lock.foreign);
+    assert_ne!(lock.held, Some(true), "no process holds this lock");
+    let got = lock.info.as_ref().expect("decoded LockInfo");
+    assert_eq!(got.operation, info.operation);
+    assert_eq!(got.who, info.who);
+    assert_eq!(got.version, info.version);
+    assert_eq!(got.created, info.created);
+    assert_eq!(lock.created(), info.created);
+}
+
+/// Breaking removes that lock and nothing else.
+pub async fn break_removes_only_that_lock(f: &dyn Fixture) {
+    let place = f.place("break").await;
+    let id = place
+        .hold(
+            "default",
+            &sample_info("OperationTypeApply", &place.path_of("default")),
+        )
+        .await;
+    let other = place
+        .hold(
+            "dev",
+            &sample_info("OperationTypePlan", &place.path_of("dev")),
+        )
+        .await;
+    let before = place.untouchables().await;
+    let locks = list(place.as_ref()).await;
+    assert_eq!(locks.len(), 2, "{locks:#?}");
+    let lock = find(&locks, &id).clone();
+    place
+        .store()
+        .break_lock(&lock, &BreakOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("break failed: {e}"));
+    assert_eq!(
+        place.current("default").await,
+        None,
+        "lock still there after break"
+    );
+    assert_eq!(
+        place.current("dev").await.as_deref(),
+        Some(other.as_str()),
+        "the other lock was touched"
+    );
+    let after = list(place.as_ref()).await;
+    assert_eq!(after.len(), 1, "{after:#?}");
+    assert_eq!(after[0].id, other);
+    assert_eq!(
+        place.untouchables().await,
+        before,
+        "state or other metadata changed"
+    );
+}
+
+/// A lock re-taken after it was read survives the break of the old snapshot.
+pub async fn retaken_lock_survives_break(f: &dyn Fixture) {
+    let place = f.place("race").await;
+    let old_id = place
+        .hold(
+            "default",
+            &sample_info("OperationTypeApply", &place.path_of("default")),
+        )
+        .await;
+    let locks = list(place.as_ref()).await;
+    let old = find(&locks, &old_id).clone();
+    let new_id = place
+        .retake(
+            "default",
+            &sample_info("OperationTypePlan", &place.path_of("default")),
+        )
+        .await;
+    assert_ne!(new_id, old_id);
+    let before = place.untouchables().await;
+    match place
+        .store()
+        .break_lock(&old, &BreakOptions::default())
+        .await
+    {
+        Err(Error::Changed { .. }) => {}
+        other => panic!("breaking a re-taken lock must report Changed, got {other:?}"),
+    }
+    assert_eq!(
+        place.current("default").await.as_deref(),
+        Some(new_id.as_str()),
+        "the new lock was removed"
+    );
+    let after = list(place.as_ref()).await;
+    assert_eq!(
+        find(&after, &new_id)
+            .info
+            .as_ref()
+            .map(|i| i.operation.as_str()),
+        Some("OperationTypePlan")
+    );
+    assert_eq!(
+        place.untouchables().await,
+        before,
+        "state or other metadata changed"
+    );
+}
+
+/// Breaking a snapshot whose lock is already gone is `Changed`, and removes nothing.
+pub async fn vanished_lock_is_changed(f: &dyn Fixture) {
+    let place = f.place("vanish").await;
+    let id = place
+        .hold(
+            "default",
+            &sample_info("OperationTypeApply", &place.path_of("default")),
+        )
+        .await;
+    let locks = list(place.as_ref()).await;
+    let lock = find(&locks, &id).clone();
+    place
+        .store()
+        .break_lock(&lock, &BreakOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("break failed: {e}"));
+    let before = place.untouchables().await;
+    match place
+        .store()
+        .break_lock(&lock, &BreakOptions::default())
+        .await
+    {
+        Err(Error::Changed { .. }) => {}
+        other => panic!("a second break of the same snapshot must report Changed, got {other:?}"),
+    }
+    assert_eq!(place.untouchables().await, before);
+}
+
+/// A lock whose metadata cannot be decoded is listed with the reason, not fatal.
+pub async fn garbage_is_listed_with_reason(f: &dyn Fixture) {
+    let place = f.place("garbage").await;
+    let good = place
+        .hold(
+            "default",
+            &sample_info("OperationTypeApply", &place.path_of("default")),
+        )
+        .await;
+    place.hold_garbage("bad").await;
+    let locks = list(place.as_ref()).await;
+    assert_eq!(locks.len(), 2, "{locks:#?}");
+    find(&locks, &good);
+    let bad: Vec<&Lock> = locks.iter().filter(|l| l.info_error.is_some()).collect();
+    assert_eq!(bad.len(), 1, "{locks:#?}");
+    assert!(bad[0].info.is_none());
+    assert!(!bad[0].location.is_empty());
+}
+
+/// Many locks come back complete (exercises paging and bounded concurrent reads).
+pub async fn many_locks_are_all_listed(f: &dyn Fixture) {
+    let place = f.place("many").await;
+    let mut ids = Vec::new();
+    for i in 0..12 {
+        let ws = format!("ws{i}");
+        ids.push(
+            place
+                .hold(&ws, &sample_info("OperationTypePlan", &place.path_of(&ws)))
+                .await,
+        );
+    }
+    let locks = list(place.as_ref()).await;
+    assert_eq!(locks.len(), ids.len(), "{locks:#?}");
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(find(&locks, id).path, place.path_of(&format!("ws{i}")));
+    }
+}
+
+/// Generates one `#[tokio::test]` per conformance case. `$fixture` is an async
+/// expression giving `Option<impl Fixture>` (`None` = emulator absent, already reported).
+#[macro_export]
+macro_rules! conformance_suite {
+    ($fixture:expr) => {
+        mod conformance {
+            use super::*;
+            $crate::conformance_suite!(@cases $fixture;
+                empty_place_lists_nothing, hold_list_inspect, break_removes_only_that_lock,
+                retaken_lock_survives_break, vanished_lock_is_changed,
+                garbage_is_listed_with_reason, many_locks_are_all_listed);
+        }
+    };
+    (@cases $fixture:expr; $($case:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                if let Some(fixture) = $fixture.await {
+                    $crate::testkit::$case(&fixture).await;
+                }
+            }
+        )*
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::MemoryStore;
+    use std::sync::Arc;
+
+    /// The suite run against the in-memory store: proves the suite itself is coherent.
+    struct MemPlace(Arc<MemoryStore>, std::sync::Mutex<Vec<String>>);
+
+    #[async_trait]
+    impl Place for MemPlace {
+        fn store(&self) -> &dyn LockStore {
+            self.0.as_ref()
+        }
+        fn path_of(&self, state: &str) -> String {
+            format!("mem/{state}")
+        }
+        async fn hold(&self, state: &str, info: &LockInfo) -> String {
+            self.0
+                .hold(&self.path_of(state), &info.to_terraform_json())
+                .id
+        }
+        async fn retake(&self, state: &str, info: &LockInfo) -> String {
+            self.hold(state, info).await
+        }
+        async fn current(&self, state: &str) -> Option<String> {
+            self.0
+                .locks()
+                .into_iter()
+                .find(|l| l.location == self.path_of(state))
+                .map(|l| l.id)
+        }
+        async fn hold_garbage(&self, state: &str) {
+            self.0.hold(&self.path_of(state), "{not json");
+        }
+        async fn untouchables(&self) -> String {
+            self.1.lock().unwrap().join(",")
+        }
+    }
+
+    struct MemFixture;
+
+    #[async_trait]
+    impl Fixture for MemFixture {
+        async fn place(&self, name: &str) -> Box<dyn Place> {
+            Box::new(MemPlace(
+                Arc::new(MemoryStore::new(format!("memory://{name}"))),
+                Default::default(),
+            ))
+        }
+    }
+
+    async fn fixture() -> Option<MemFixture> {
+        Some(MemFixture)
+    }
+
+    crate::conformance_suite!(fixture());
+
+    #[test]
+    fn sample_ids_look_like_terraform_ids() {
+        let a = sample_info("x", "p").id;
+        let b = sample_info("x", "p").id;
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 36);
+        assert_eq!(a.matches('-').count(), 4);
+    }
+}
