@@ -1,1 +1,19 @@
-fn main() {}
+use std::io::IsTerminal;
+
+fn main() {
+    let stdin = std::io::stdin();
+    let interactive = stdin.is_terminal() && std::io::stderr().is_terminal();
+    let color = std::io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr());
+    let mut input = stdin.lock();
+    let mut io = tflock::Io {
+        out: &mut out,
+        err: &mut err,
+        input: &mut input,
+        interactive,
+        color,
+    };
+    let code = tflock::run(std::env::args_os(), &mut io, &tflock::DefaultResolver);
+    std::process::exit(code);
+}
