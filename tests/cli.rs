@@ -1,0 +1,592 @@
+//! The CLI above the LockStore trait, over in-memory stores: rendering, JSON schema,
+//! exit codes, confirmation, dry-run, merging of lock halves, partial failures.
+
+use async_trait::async_trait;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tflock::{Io, Resolver};
+use tflock_core::memory::MemoryStore;
+use tflock_core::{Backend, BreakOptions, Broken, ConnectOptions, Error, Lock, LockStore, Target};
+
+#[derive(Default)]
+struct Stores(BTreeMap<String, Arc<dyn LockStore>>);
+
+#[async_trait]
+impl Resolver for Stores {
+    async fn open(&self, target: &Target, _: &ConnectOptions) -> Result<Arc<dyn LockStore>, Error> {
+        match self.0.get(&target.url) {
+            Some(s) => Ok(s.clone()),
+            None => Err(Error::usage(format!("{}: unknown test target", target.url))),
+        }
+    }
+}
+
+struct Run {
+    code: i32,
+    out: String,
+    err: String,
+}
+
+fn run_with(stores: &Stores, args: &[&str], input: &str, interactive: bool) -> Run {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let mut input = std::io::Cursor::new(input.as_bytes().to_vec());
+    let mut io = Io {
+        out: &mut out,
+        err: &mut err,
+        input: &mut input,
+        interactive,
+        color: false,
+    };
+    let argv: Vec<&str> = std::iter::once("tflock")
+        .chain(args.iter().copied())
+        .collect();
+    let code = tflock::run(argv, &mut io, stores);
+    Run {
+        code,
+        out: String::from_utf8(out).unwrap(),
+        err: String::from_utf8(err).unwrap(),
+    }
+}
+
+fn run(stores: &Stores, args: &[&str]) -> Run {
+    run_with(stores, args, "", false)
+}
+
+fn info(id: &str, ago: chrono::Duration) -> String {
+    let created = tflock_core::lockinfo::go_time(Some(chrono::Utc::now() - ago));
+    format!(
+        r#"{{"ID":"{id}","Operation":"OperationTypeApply","Info":"","Who":"ci@runner-1","Version":"1.11.4","Created":"{created}","Path":"bucket/app/terraform.tfstate"}}"#
+    )
+}
+
+const ID: &str = "9f2c8a51-3b7e-4d0a-8c6f-1e2d3c4b5a69";
+
+fn one_store(name: &str) -> (Stores, Arc<MemoryStore>) {
+    let mem = Arc::new(MemoryStore::new(name));
+    let mut stores = Stores::default();
+    stores.0.insert(name.into(), mem.clone());
+    (stores, mem)
+}
+
+fn stale_store() -> (Stores, Arc<MemoryStore>) {
+    let (stores, mem) = one_store("memory://a");
+    mem.hold(
+        "bucket/app/terraform.tfstate.tflock",
+        &info(ID, chrono::Duration::hours(2)),
+    );
+    (stores, mem)
+}
+
+#[test]
+fn table_shows_the_lock() {
+    let (stores, _) = stale_store();
+    let r = run(&stores, &["list", "-t", "memory://a"]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    for want in [
+        "BACKEND",
+        "memory",
+        "bucket/app/terraform.tfstate",
+        ID,
+        "OperationTypeApply",
+        "ci@runner-1",
+        "2h",
+        "stale",
+    ] {
+        assert!(r.out.contains(want), "missing {want:?} in\n{}", r.out);
+    }
+    assert!(!r.out.contains('\u{1b}'), "no colour codes off a terminal");
+}
+
+#[test]
+fn json_has_the_documented_schema() {
+    let (stores, _) = stale_store();
+    let r = run(&stores, &["list", "-t", "memory://a", "--json"]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    let v: Value = serde_json::from_str(&r.out).unwrap();
+    let arr = v.as_array().unwrap();
+    assert_eq!(arr.len(), 1);
+    let l = &arr[0];
+    assert_eq!(l["backend"], "memory");
+    assert_eq!(l["target"], "memory://a");
+    assert_eq!(l["path"], "bucket/app/terraform.tfstate");
+    assert_eq!(l["id"], ID);
+    assert_eq!(l["operation"], "OperationTypeApply");
+    assert_eq!(l["who"], "ci@runner-1");
+    assert_eq!(l["version"], "1.11.4");
+    assert!(l["created"].as_str().unwrap().ends_with('Z'));
+    let age = l["age_seconds"].as_i64().unwrap();
+    assert!((7195..7300).contains(&age), "{age}");
+    assert!(l["held"].is_null());
+    assert_eq!(l["stale"], true);
+    assert_eq!(l["status"], "stale");
+    assert_eq!(l["info"]["ID"], ID);
+    assert!(l["info_error"].is_null());
+    // -o json is the same as --json
+    let r2 = run(&stores, &["list", "-t", "memory://a", "-o", "json"]);
+    let v2: Value = serde_json::from_str(&r2.out).unwrap();
+    assert_eq!(v2[0]["id"], ID);
+}
+
+#[test]
+fn empty_list() {
+    let (stores, _) = one_store("memory://a");
+    let r = run(&stores, &["list", "-t", "memory://a"]);
+    assert_eq!(
+        (r.code, r.out.as_str()),
+        (0, "No locks held in memory://a.\n")
+    );
+    let r = run(&stores, &["list", "-t", "memory://a", "--json"]);
+    assert_eq!(r.out.trim(), "[]");
+}
+
+#[test]
+fn stale_after_moves_the_threshold() {
+    let (stores, _) = stale_store();
+    let r = run(
+        &stores,
+        &["list", "-t", "memory://a", "--json", "--stale-after", "3h"],
+    );
+    let v: Value = serde_json::from_str(&r.out).unwrap();
+    assert_eq!(v[0]["status"], "active");
+    assert_eq!(v[0]["stale"], false);
+    let r = run(
+        &stores,
+        &["list", "-t", "memory://a", "--stale-after", "3x"],
+    );
+    assert_eq!(r.code, 2);
+    assert!(r.err.contains("--stale-after"), "{}", r.err);
+}
+
+#[test]
+fn inspect_by_id_and_by_path() {
+    let (stores, _) = stale_store();
+    let r = run(&stores, &["inspect", ID, "-t", "memory://a"]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert!(
+        r.out.contains("Lock Info:\n  ID:        9f2c8a51"),
+        "{}",
+        r.out
+    );
+    assert!(
+        r.out
+            .contains(&format!("tflock break --id '{ID}' -t 'memory://a'")),
+        "{}",
+        r.out
+    );
+    let r = run(
+        &stores,
+        &[
+            "inspect",
+            "app/terraform.tfstate",
+            "-t",
+            "memory://a",
+            "--json",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.err);
+    let v: Value = serde_json::from_str(&r.out).unwrap();
+    assert_eq!(v[0]["id"], ID);
+    let r = run(&stores, &["inspect", "nope", "-t", "memory://a"]);
+    assert_eq!(r.code, 3);
+    assert!(
+        r.err
+            .starts_with("error: memory://a: no lock with ID or state path nope"),
+        "{}",
+        r.err
+    );
+}
+
+#[test]
+fn break_needs_confirmation_without_a_terminal() {
+    let (stores, mem) = stale_store();
+    let r = run(&stores, &["break", "--id", ID, "-t", "memory://a"]);
+    assert_eq!(r.code, 4);
+    assert!(r.err.contains("pass --yes"), "{}", r.err);
+    assert_eq!(mem.locks().len(), 1);
+    assert_eq!(mem.break_calls(), 0);
+}
+
+#[test]
+fn break_asks_on_a_terminal_and_only_yes_proceeds() {
+    let (stores, mem) = stale_store();
+    for answer in ["", "y\n", "YES\n", "no\n"] {
+        let r = run_with(
+            &stores,
+            &["break", "--id", ID, "-t", "memory://a"],
+            answer,
+            true,
+        );
+        assert_eq!(r.code, 4, "answer {answer:?}");
+        assert!(r.err.contains("Only 'yes' will be accepted"), "{}", r.err);
+        assert_eq!(mem.locks().len(), 1);
+    }
+    let r = run_with(
+        &stores,
+        &["break", "--id", ID, "-t", "memory://a"],
+        "yes\n",
+        true,
+    );
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert!(mem.locks().is_empty());
+    assert!(
+        r.out.contains(&format!("Lock {ID} has been broken.")),
+        "{}",
+        r.out
+    );
+}
+
+#[test]
+fn dry_run_changes_nothing() {
+    let (stores, mem) = stale_store();
+    let r = run(
+        &stores,
+        &["break", "--id", ID, "-t", "memory://a", "--dry-run"],
+    );
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert!(
+        r.out
+            .contains("Will remove:\n  bucket/app/terraform.tfstate.tflock"),
+        "{}",
+        r.out
+    );
+    assert!(r.out.contains("Dry run: nothing was changed."));
+    assert_eq!(mem.locks().len(), 1);
+    assert_eq!(mem.break_calls(), 0);
+}
+
+#[test]
+fn break_with_yes_removes_exactly_that_lock() {
+    let (stores, mem) = stale_store();
+    mem.hold(
+        "bucket/other.tflock",
+        &info(
+            "11111111-2222-3333-4444-555555555555",
+            chrono::Duration::hours(5),
+        ),
+    );
+    let r = run(&stores, &["break", "--id", ID, "-t", "memory://a", "--yes"]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    let left = mem.locks();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].id, "11111111-2222-3333-4444-555555555555");
+}
+
+#[test]
+fn unknown_id_is_exit_3_naming_the_targets() {
+    let (stores, mem) = stale_store();
+    let r = run(
+        &stores,
+        &["break", "--id", "deadbeef", "-t", "memory://a", "--yes"],
+    );
+    assert_eq!(r.code, 3);
+    assert!(
+        r.err.contains("memory://a") && r.err.contains("deadbeef"),
+        "{}",
+        r.err
+    );
+    assert_eq!(mem.locks().len(), 1);
+}
+
+#[test]
+fn an_id_in_two_targets_is_refused_naming_both() {
+    let (mut stores, a) = stale_store();
+    let b = Arc::new(MemoryStore::new("memory://b"));
+    b.hold(
+        "elsewhere.tflock",
+        &info(ID, chrono::Duration::hours(2)).replace("bucket/app", "other/app"),
+    );
+    stores.0.insert("memory://b".into(), b.clone());
+    let r = run(
+        &stores,
+        &[
+            "break",
+            "--id",
+            ID,
+            "-t",
+            "memory://a",
+            "-t",
+            "memory://b",
+            "--yes",
+        ],
+    );
+    assert_eq!(r.code, 2, "{}", r.err);
+    assert!(
+        r.err.contains("memory://a") && r.err.contains("memory://b"),
+        "{}",
+        r.err
+    );
+    assert_eq!(a.locks().len() + b.locks().len(), 2);
+}
+
+#[test]
+fn live_and_foreign_locks_are_refused() {
+    let (stores, mem) = one_store("memory://a");
+    let mut held = Lock::new(
+        Backend::Local,
+        "memory://a",
+        "/w/.terraform.tfstate.lock.info",
+    )
+    .with_info_text(&info(ID, chrono::Duration::hours(9)));
+    held.held = Some(true);
+    held.holder = Some("pid 4242".into());
+    mem.put(held);
+    let mut foreign = Lock::new(Backend::Azure, "memory://a", "https://acct/c/blob");
+    foreign.foreign = true;
+    mem.put(foreign);
+
+    let r = run(&stores, &["list", "-t", "memory://a"]);
+    assert!(
+        r.out.contains("held (pid 4242)") && r.out.contains("foreign"),
+        "{}",
+        r.out
+    );
+    let r = run(&stores, &["break", "--id", ID, "-t", "memory://a", "--yes"]);
+    assert_eq!(r.code, 4);
+    assert!(r.err.contains("pid 4242"), "{}", r.err);
+    let r = run(
+        &stores,
+        &[
+            "break",
+            "--id",
+            "https://acct/c/blob",
+            "-t",
+            "memory://a",
+            "--yes",
+        ],
+    );
+    assert_eq!(r.code, 4);
+    assert!(r.err.contains("--force-foreign"), "{}", r.err);
+    assert_eq!(mem.locks().len(), 2);
+    assert_eq!(mem.break_calls(), 0);
+    let r = run(
+        &stores,
+        &[
+            "break",
+            "--id",
+            "https://acct/c/blob",
+            "-t",
+            "memory://a",
+            "--yes",
+            "--force-foreign",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert_eq!(mem.locks().len(), 1);
+}
+
+/// A store whose lock is re-taken by someone else between listing and breaking.
+struct Racing(Arc<MemoryStore>);
+
+#[async_trait]
+impl LockStore for Racing {
+    fn backend(&self) -> Backend {
+        Backend::Memory
+    }
+    fn target(&self) -> &str {
+        self.0.target()
+    }
+    async fn list(&self) -> Result<Vec<Lock>, Error> {
+        self.0.list().await
+    }
+    async fn break_lock(&self, lock: &Lock, opts: &BreakOptions) -> Result<Broken, Error> {
+        self.0.hold(
+            &lock.location,
+            &info(
+                "77777777-8888-9999-aaaa-bbbbbbbbbbbb",
+                chrono::Duration::zero(),
+            ),
+        );
+        self.0.break_lock(lock, opts).await
+    }
+}
+
+#[test]
+fn a_lock_retaken_after_listing_survives() {
+    let mem = Arc::new(MemoryStore::new("memory://a"));
+    mem.hold(
+        "bucket/app/terraform.tfstate.tflock",
+        &info(ID, chrono::Duration::hours(2)),
+    );
+    let mut stores = Stores::default();
+    stores
+        .0
+        .insert("memory://a".into(), Arc::new(Racing(mem.clone())));
+    let r = run(&stores, &["break", "--id", ID, "-t", "memory://a", "--yes"]);
+    assert_eq!(r.code, 4, "{}", r.err);
+    assert!(
+        r.err
+            .contains("changed since it was read, nothing was removed"),
+        "{}",
+        r.err
+    );
+    let left = mem.locks();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].id, "77777777-8888-9999-aaaa-bbbbbbbbbbbb");
+}
+
+#[test]
+fn migration_mode_halves_are_one_lock_broken_together() {
+    let (mut stores, s3) = one_store("memory://s3");
+    let ddb = Arc::new(MemoryStore::new("memory://ddb"));
+    stores.0.insert("memory://ddb".into(), ddb.clone());
+    let text = info(ID, chrono::Duration::hours(2));
+    let mut file = Lock::new(
+        Backend::S3,
+        "memory://s3",
+        "s3://bucket/app/terraform.tfstate.tflock",
+    )
+    .with_info_text(&text);
+    file.snapshot.raw = Some(text.clone());
+    s3.put(file);
+    let mut row = Lock::new(
+        Backend::Dynamodb,
+        "memory://ddb",
+        "dynamodb://locks/bucket/app/terraform.tfstate",
+    )
+    .with_info_text(&text);
+    row.snapshot.raw = Some(text.clone());
+    ddb.put(row);
+
+    let r = run(
+        &stores,
+        &["list", "-t", "memory://ddb", "-t", "memory://s3", "--json"],
+    );
+    let v: Value = serde_json::from_str(&r.out).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 1, "{}", r.out);
+    assert_eq!(v[0]["backend"], "s3");
+    assert_eq!(v[0]["locations"].as_array().unwrap().len(), 2);
+    let table = run(
+        &stores,
+        &["list", "-t", "memory://ddb", "-t", "memory://s3"],
+    );
+    assert!(table.out.contains("s3+dynamodb"), "{}", table.out);
+
+    let r = run(
+        &stores,
+        &[
+            "break",
+            "--id",
+            ID,
+            "-t",
+            "memory://ddb",
+            "-t",
+            "memory://s3",
+            "--yes",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert!(s3.locks().is_empty() && ddb.locks().is_empty());
+}
+
+#[test]
+fn one_failing_target_does_not_hide_the_others() {
+    let (mut stores, _) = stale_store();
+    let down = Arc::new(MemoryStore::new("memory://down"));
+    down.fail_with(Some(
+        Error::backend("memory://down", "connection refused").with_hint("is the endpoint right?"),
+    ));
+    stores.0.insert("memory://down".into(), down);
+    let r = run(
+        &stores,
+        &["list", "-t", "memory://a", "-t", "memory://down"],
+    );
+    assert_eq!(r.code, 1);
+    assert!(r.out.contains(ID), "{}", r.out);
+    assert!(
+        r.err
+            .contains("warning: memory://down: connection refused (is the endpoint right?)"),
+        "{}",
+        r.err
+    );
+    // Alone, the failure is the error.
+    let r = run(&stores, &["list", "-t", "memory://down"]);
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        r.err,
+        "error: memory://down: connection refused (is the endpoint right?)\n"
+    );
+}
+
+#[test]
+fn unreadable_lock_is_listed_with_its_reason() {
+    let (stores, mem) = one_store("memory://a");
+    mem.hold("bucket/bad.tflock", "{\"ID\": garbage");
+    let r = run(&stores, &["list", "-t", "memory://a", "--json"]);
+    assert_eq!(r.code, 0);
+    let v: Value = serde_json::from_str(&r.out).unwrap();
+    assert_eq!(v[0]["status"], "unreadable");
+    assert!(v[0]["info"].is_null());
+    assert!(v[0]["info_error"]
+        .as_str()
+        .unwrap()
+        .contains("not valid JSON"));
+    // It can still be broken by its location.
+    let r = run(
+        &stores,
+        &[
+            "break",
+            "--id",
+            "bucket/bad.tflock",
+            "-t",
+            "memory://a",
+            "--yes",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert!(mem.locks().is_empty());
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let (stores, _) = stale_store();
+    assert_eq!(run(&stores, &[]).code, 2);
+    assert_eq!(run(&stores, &["break", "-t", "memory://a"]).code, 2);
+    assert_eq!(
+        run(&stores, &["list", "--timeout", "0s", "-t", "memory://a"]).code,
+        2
+    );
+    let r = run(&stores, &["list", "-t", "ftp://x"]);
+    assert_eq!(r.code, 2);
+    let help = run(&stores, &["--help"]);
+    assert_eq!(help.code, 0);
+    assert!(help.out.contains("Exit codes"));
+}
+
+#[test]
+fn real_resolver_rejects_unknown_schemes_and_missing_dirs() {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let mut input = std::io::Cursor::new(Vec::new());
+    let mut io = Io {
+        out: &mut out,
+        err: &mut err,
+        input: &mut input,
+        interactive: false,
+        color: false,
+    };
+    let code = tflock::run(
+        ["tflock", "list", "-t", "ftp://x"],
+        &mut io,
+        &tflock::DefaultResolver,
+    );
+    assert_eq!(code, 2);
+    assert!(String::from_utf8_lossy(&err).contains("unknown target type ftp://"));
+    let mut err2 = Vec::new();
+    let mut io = Io {
+        out: &mut out,
+        err: &mut err2,
+        input: &mut input,
+        interactive: false,
+        color: false,
+    };
+    let code = tflock::run(
+        ["tflock", "list", "-t", "/nonexistent/dir"],
+        &mut io,
+        &tflock::DefaultResolver,
+    );
+    assert_eq!(code, 2);
+    assert_eq!(
+        String::from_utf8_lossy(&err2),
+        "error: /nonexistent/dir: cannot open directory (No such file or directory (os error 2))\n"
+    );
+}
