@@ -1,1 +1,38 @@
+//! tflock-aws: the locks of Terraform's s3 backend.
+//!
+//! - `dynamodb://TABLE[/PREFIX]`: lock rows of a `dynamodb_table` (never its digest rows).
+//! - `s3://BUCKET[/PREFIX]`: native lockfiles, `<state key>.tflock` (`use_lockfile`).
+//!
+//! Credentials, region and endpoints come from the standard AWS chain (environment,
+//! profiles, SSO, web identity, instance metadata), overridden per target with
+//! `?region=`, `?profile=` and `?endpoint=`. Breaking is always compare-and-delete:
+//! `DeleteItem` conditioned on the exact `Info` read, `DeleteObject` with `If-Match`.
+//! No SDK type appears in this API: the CLI only calls [`open`].
 
+mod config;
+mod dynamodb;
+mod error;
+mod keys;
+mod s3;
+
+use std::sync::Arc;
+use tflock_core::{ConnectOptions, Error, LockStore, Target};
+
+/// Opens a `dynamodb://` or `s3://` target. Loads the AWS configuration but sends no
+/// request: errors about the table or bucket come from the first `list`.
+pub async fn open(target: &Target, opts: &ConnectOptions) -> Result<Arc<dyn LockStore>, Error> {
+    match target.scheme.as_str() {
+        "dynamodb" => {
+            let aws = config::load(target, opts, "AWS_ENDPOINT_URL_DYNAMODB").await?;
+            Ok(Arc::new(dynamodb::DynamoStore::new(target, &aws)?))
+        }
+        "s3" => {
+            let aws = config::load(target, opts, "AWS_ENDPOINT_URL_S3").await?;
+            Ok(Arc::new(s3::S3Store::new(target, &aws, opts)?))
+        }
+        other => Err(Error::usage(format!(
+            "{}: scheme {other}:// is not an AWS target (use dynamodb://TABLE or s3://BUCKET)",
+            target.url
+        ))),
+    }
+}

@@ -1,0 +1,228 @@
+//! One mapping from SDK errors to tflock errors, for both services: the AWS error code,
+//! the service's message, and a hint of what to do, on one line.
+
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use tflock_core::Error;
+
+/// What a failed call was doing, for the message: `"listing bucket b"`.
+pub(crate) struct Call<'a> {
+    pub target: &'a str,
+    pub action: String,
+    pub region: &'a str,
+    /// The custom endpoint in use, if any (named when it cannot be reached).
+    pub endpoint: Option<&'a str>,
+}
+
+/// The error code of a service error, or `None` for transport failures. Falls back to an
+/// XML `<Code>` in the body: some endpoints (moto's auth check, proxies) answer a JSON
+/// service such as DynamoDB with an XML error the SDK cannot parse.
+pub(crate) fn code<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> Option<String> {
+    if let Some(c) = err.code().filter(|c| !c.is_empty()) {
+        return Some(c.to_string());
+    }
+    let body = err.raw_response()?.body().bytes()?;
+    xml_code(&String::from_utf8_lossy(body))
+}
+
+fn xml_code(body: &str) -> Option<String> {
+    let start = body.find("<Code>")? + "<Code>".len();
+    let len = body[start..].find("</Code>")?;
+    let code = body[start..start + len].trim();
+    (!code.is_empty() && code.len() < 100 && !code.contains('<')).then(|| code.to_string())
+}
+
+/// The HTTP status of a service response, when there was one.
+pub(crate) fn status<E>(err: &SdkError<E, HttpResponse>) -> Option<u16> {
+    err.raw_response().map(|r| r.status().as_u16())
+}
+
+/// Maps any SDK error of either service to a one-line backend error with a hint.
+pub(crate) fn sdk_error<E>(call: &Call<'_>, err: &SdkError<E, HttpResponse>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let (message, hint) = match err {
+        SdkError::ServiceError(_) | SdkError::ResponseError(_) => {
+            let code = code(err)
+                .or_else(|| status(err).map(|s| format!("HTTP {s}")))
+                .unwrap_or_else(|| "unknown error".to_string());
+            let detail = err.message().map(|m| format!(": {m}")).unwrap_or_default();
+            let hint = hint_for_code(&code, call.region);
+            (format!("{code}{detail}"), hint)
+        }
+        SdkError::TimeoutError(_) => (
+            "timed out".to_string(),
+            Some("check the endpoint and the network, or raise --timeout".to_string()),
+        ),
+        SdkError::DispatchFailure(d) => {
+            let text = causes(err);
+            let hint = if text.contains("credentials") || text.contains("identity") {
+                "configure AWS credentials: AWS_PROFILE or ?profile=, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or `aws sso login`"
+            } else if d.is_timeout() {
+                "the endpoint did not answer in time: check the endpoint and the network, or raise --timeout"
+            } else {
+                "cannot reach the endpoint: check AWS_ENDPOINT_URL / ?endpoint=, the region and the network"
+            };
+            let hint = match call.endpoint {
+                Some(ep) if !hint.starts_with("configure") => format!("{ep}: {hint}"),
+                _ => hint.to_string(),
+            };
+            (text, Some(hint))
+        }
+        _ => (causes(err), None),
+    };
+    let message = one_line(&format!("{}: {message}", call.action));
+    let e = Error::backend(call.target, message);
+    match hint {
+        Some(h) => e.with_hint(h),
+        None => e,
+    }
+}
+
+/// What to do about a service error code (S3 and DynamoDB spellings).
+fn hint_for_code(code: &str, region: &str) -> Option<String> {
+    let hint = match code {
+        "AccessDenied" | "AccessDeniedException" | "AllAccessDisabled" | "HTTP 403" => {
+            "the credentials in use lack permission: tflock needs s3:ListBucket, s3:GetObject, s3:DeleteObject or dynamodb:Scan, dynamodb:DeleteItem".to_string()
+        }
+        "ResourceNotFoundException" => {
+            format!("no such table in region {region}: check the table name and the region (?region=)")
+        }
+        "NoSuchBucket" => "no such bucket: check the bucket name".to_string(),
+        "InvalidAccessKeyId" | "UnrecognizedClientException" | "InvalidClientTokenId" => {
+            "the access key is not known to AWS: check AWS_PROFILE / ?profile= or AWS_ACCESS_KEY_ID".to_string()
+        }
+        "SignatureDoesNotMatch" | "InvalidSignatureException" => {
+            "the secret key does not match the access key (or the clock is off): check the credentials".to_string()
+        }
+        "ExpiredToken" | "ExpiredTokenException" | "RequestExpired" | "TokenRefreshRequired" => {
+            "the credentials expired: refresh them (for SSO: aws sso login)".to_string()
+        }
+        "PermanentRedirect" | "AuthorizationHeaderMalformed" | "IllegalLocationConstraintException" => {
+            format!("the bucket is not in region {region}: pass ?region= with the bucket's region")
+        }
+        "SlowDown" | "Throttling" | "ThrottlingException" | "ProvisionedThroughputExceededException"
+        | "RequestLimitExceeded" => "throttled even after retries: try again shortly".to_string(),
+        c if c.starts_with("HTTP 5") || c == "InternalError" || c == "ServiceUnavailable" => {
+            "the service failed even after retries: try again shortly".to_string()
+        }
+        _ => return None,
+    };
+    Some(hint)
+}
+
+/// The error and its sources, like `DisplayErrorContext` without the trailing Debug dump:
+/// `dispatch failure: io error: ...: Connection refused (os error 111)`.
+pub(crate) fn causes(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(err);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_s3::error::ErrorMetadata;
+    use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Error;
+
+    fn service_error(
+        code: &str,
+        msg: &str,
+        status: u16,
+    ) -> SdkError<ListObjectsV2Error, HttpResponse> {
+        let meta = ErrorMetadata::builder().code(code).message(msg).build();
+        let raw = HttpResponse::new(
+            status.try_into().expect("valid status"),
+            aws_sdk_s3::primitives::SdkBody::empty(),
+        );
+        SdkError::service_error(ListObjectsV2Error::generic(meta), raw)
+    }
+
+    fn call() -> Call<'static> {
+        Call {
+            target: "s3://b",
+            action: "listing bucket b".into(),
+            region: "eu-west-1",
+            endpoint: None,
+        }
+    }
+
+    #[test]
+    fn service_errors_name_code_and_hint() {
+        let e = sdk_error(
+            &call(),
+            &service_error("NoSuchBucket", "The specified bucket\ndoes not exist", 404),
+        );
+        assert_eq!(
+            e.to_string(),
+            "s3://b: listing bucket b: NoSuchBucket: The specified bucket does not exist (no such bucket: check the bucket name)"
+        );
+        assert_eq!(e.exit_code(), 1);
+        let e = sdk_error(
+            &call(),
+            &service_error(
+                "ResourceNotFoundException",
+                "Requested resource not found",
+                400,
+            ),
+        );
+        assert!(
+            e.to_string().contains("ResourceNotFoundException")
+                && e.to_string().contains("region eu-west-1"),
+            "{e}"
+        );
+        for code in [
+            "AccessDenied",
+            "InvalidAccessKeyId",
+            "SignatureDoesNotMatch",
+            "UnrecognizedClientException",
+            "ExpiredToken",
+        ] {
+            let e = sdk_error(&call(), &service_error(code, "m", 403));
+            let text = e.to_string();
+            assert!(text.contains(code) && text.contains(" ("), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_response_without_code_shows_the_status() {
+        let e = sdk_error(&call(), &service_error("", "", 503));
+        let text = e.to_string();
+        assert!(
+            text.contains("HTTP 503") || text.contains("listing bucket b"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn xml_codes_are_found_when_the_sdk_cannot_parse_them() {
+        let body = r#"<?xml version="1.0"?><ErrorResponse><Errors><Error><Code>InvalidClientTokenId</Code></Error></Errors></ErrorResponse>"#;
+        assert_eq!(xml_code(body).as_deref(), Some("InvalidClientTokenId"));
+        assert_eq!(xml_code("<Code></Code>"), None);
+        assert_eq!(xml_code("not xml"), None);
+    }
+
+    #[test]
+    fn timeouts_say_so() {
+        let err: SdkError<ListObjectsV2Error, HttpResponse> = SdkError::timeout_error(
+            "operation timeout (all attempts including retries) occurred after 2s",
+        );
+        let e = sdk_error(&call(), &err);
+        assert!(
+            e.to_string().contains("timed out") && e.to_string().contains("--timeout"),
+            "{e}"
+        );
+    }
+}
