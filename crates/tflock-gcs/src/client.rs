@@ -1,0 +1,322 @@
+//! The connection to GCS: endpoint, credentials, timeouts, the retry cap, and one-line
+//! errors that name the bucket, the HTTP status and what to do.
+
+use async_trait::async_trait;
+use gcloud_storage::client::{Client, ClientConfig};
+use gcloud_storage::http::Error as GcsError;
+use std::sync::Arc;
+use std::time::Duration;
+use tflock_core::{ConnectOptions, Error, Target};
+use token_source::{TokenSource, TokenSourceProvider};
+
+const GOOGLE_ENDPOINT: &str = "https://storage.googleapis.com";
+/// Reads (list, get, download) are retried at most this many times, only on 408/429/5xx.
+/// A dead endpoint (refused, timed out) is never retried: it fails within one timeout.
+/// Deletes are never retried.
+const READ_RETRIES: u32 = 2;
+
+/// How the client authenticates, for messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    Anonymous,
+    AccessToken,
+    Credentials,
+}
+
+pub struct Conn {
+    pub client: Client,
+    /// The storage endpoint, without `/storage/v1`.
+    pub endpoint: String,
+    pub auth: Auth,
+    pub timeout: Duration,
+    /// The target URL, the subject of every message.
+    pub target: String,
+    pub bucket: String,
+}
+
+/// The storage endpoint from `?endpoint=` or `STORAGE_EMULATOR_HOST`, if any.
+/// Accepts what Terraform's `storage_custom_endpoint` takes (`.../storage/v1/`).
+fn custom_endpoint(target: &Target) -> Result<Option<String>, Error> {
+    let (raw, from) = match target.param("endpoint") {
+        Some(e) => (e.to_string(), "?endpoint="),
+        None => match std::env::var("STORAGE_EMULATOR_HOST") {
+            Ok(e) if !e.trim().is_empty() => (e.trim().to_string(), "STORAGE_EMULATOR_HOST"),
+            _ => return Ok(None),
+        },
+    };
+    let with_scheme = if raw.contains("://") {
+        raw.clone()
+    } else {
+        format!("http://{raw}")
+    };
+    let url = url::Url::parse(&with_scheme).map_err(|e| {
+        Error::usage(format!(
+            "{}: {from} {raw:?} is not a URL ({e}); pass e.g. http://127.0.0.1:4443",
+            target.url
+        ))
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(Error::usage(format!(
+            "{}: {from} {raw:?} must be an http:// or https:// URL",
+            target.url
+        )));
+    }
+    let text = url.as_str().trim_end_matches('/');
+    let text = text.strip_suffix("/storage/v1").unwrap_or(text);
+    Ok(Some(text.trim_end_matches('/').to_string()))
+}
+
+/// `GOOGLE_OAUTH_ACCESS_TOKEN`, as Terraform's gcs backend reads it.
+struct StaticToken(String);
+
+impl std::fmt::Debug for StaticToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StaticToken(..)")
+    }
+}
+
+#[async_trait]
+impl TokenSource for StaticToken {
+    async fn token(&self) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(format!("Bearer {}", self.0))
+    }
+}
+
+#[derive(Debug)]
+struct StaticTokenProvider(Arc<StaticToken>);
+
+impl TokenSourceProvider for StaticTokenProvider {
+    fn token_source(&self) -> Arc<dyn TokenSource> {
+        self.0.clone()
+    }
+}
+
+fn env_nonempty(name: &str) -> Option<String> {
+    std::env::var(name)
+        .ok()
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+impl Conn {
+    pub async fn new(target: &Target, opts: &ConnectOptions) -> Result<Conn, Error> {
+        let bucket = target.host.clone();
+        let timeout = opts.timeout;
+        // No retry middleware: reads are retried by `read`, with a cap, and deletes never.
+        let http = reqwest::Client::builder()
+            .connect_timeout(timeout)
+            .timeout(timeout)
+            .build()
+            .map_err(|e| {
+                Error::backend(&target.url, format!("cannot build the HTTP client: {e}"))
+            })?;
+        let http = reqwest_middleware::ClientBuilder::new(http).build();
+        let custom = custom_endpoint(target)?;
+        let token = env_nonempty("GOOGLE_OAUTH_ACCESS_TOKEN");
+        let endpoint = custom
+            .clone()
+            .unwrap_or_else(|| GOOGLE_ENDPOINT.to_string());
+        let base = ClientConfig {
+            http: Some(http),
+            storage_endpoint: endpoint.clone(),
+            ..ClientConfig::default()
+        };
+        let (config, auth) = if let Some(token) = token {
+            let provider = StaticTokenProvider(Arc::new(StaticToken(token)));
+            (
+                ClientConfig {
+                    token_source_provider: Some(Box::new(provider)),
+                    ..base
+                },
+                Auth::AccessToken,
+            )
+        } else if custom.is_some() {
+            // An emulator: no credentials, as Terraform's `access_token = "dummy"` setups.
+            (base.anonymous(), Auth::Anonymous)
+        } else {
+            (adc(base, &target.url, timeout).await?, Auth::Credentials)
+        };
+        Ok(Conn {
+            client: Client::new(config),
+            endpoint,
+            auth,
+            timeout,
+            target: target.url.clone(),
+            bucket,
+        })
+    }
+
+    /// Runs a read, retrying only on 408/429/5xx, at most [`READ_RETRIES`] times.
+    pub async fn read<T, F, Fut>(&self, f: F) -> Result<T, GcsError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, GcsError>>,
+    {
+        let mut attempt = 0;
+        loop {
+            match f().await {
+                Err(e) if attempt < READ_RETRIES && retriable(&e) => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// One line: what failed, on which bucket, the HTTP status or transport problem, and a
+    /// hint. `what` is e.g. "listing objects" or "reading gs://b/o".
+    pub fn error(&self, what: &str, e: &GcsError) -> Error {
+        let bucket = &self.bucket;
+        let msg = |detail: String| Error::backend(&self.target, format!("{what} failed: {detail}"));
+        if let Some(code) = status(e) {
+            let detail = match e {
+                GcsError::Response(r) => {
+                    let reason = r.errors.first().map(|i| i.reason.as_str()).unwrap_or("");
+                    if reason.is_empty() {
+                        format!("HTTP {code}: {}", one_line(&r.message))
+                    } else {
+                        format!("HTTP {code} {reason}: {}", one_line(&r.message))
+                    }
+                }
+                _ => format!("HTTP {code}"),
+            };
+            let hint = match code {
+                401 => match self.auth {
+                    Auth::Anonymous => "the endpoint wants credentials: unset ?endpoint=/STORAGE_EMULATOR_HOST for real GCS, or set GOOGLE_OAUTH_ACCESS_TOKEN".to_string(),
+                    _ => "credentials were rejected: run `gcloud auth application-default login`, or check GOOGLE_APPLICATION_CREDENTIALS / GOOGLE_OAUTH_ACCESS_TOKEN".to_string(),
+                },
+                403 => format!("the caller needs storage.objects.list, storage.objects.get and storage.objects.delete on bucket {bucket} (e.g. roles/storage.objectUser)"),
+                404 => format!("bucket {bucket} does not exist at {}: check the name in the backend \"gcs\" block", self.endpoint),
+                408 | 429 | 500..=599 => "GCS is throttling or failing: retry in a moment".to_string(),
+                _ => format!("check bucket {bucket} and the request"),
+            };
+            return msg(detail).with_hint(hint);
+        }
+        match e {
+            GcsError::HttpClient(re) if re.is_timeout() => msg(format!(
+                "no answer from {} within {}s",
+                self.endpoint,
+                self.timeout.as_secs_f32()
+            ))
+            .with_hint("check the endpoint and the network, or raise --timeout"),
+            GcsError::HttpClient(re) if re.is_connect() => msg(format!(
+                "cannot connect to {} ({})",
+                self.endpoint,
+                root_cause(re)
+            ))
+            .with_hint("check the endpoint (?endpoint=, STORAGE_EMULATOR_HOST) and the network"),
+            GcsError::TokenSource(t) => msg(format!("getting an access token failed: {}", one_line(&t.to_string())))
+                .with_hint("run `gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS or GOOGLE_OAUTH_ACCESS_TOKEN"),
+            GcsError::HttpClient(re) => msg(source_chain(re)).with_hint("check the endpoint and the network"),
+            other => msg(one_line(&other.to_string())),
+        }
+    }
+}
+
+/// Application Default Credentials, the Google way: `GOOGLE_BACKEND_CREDENTIALS` /
+/// `GOOGLE_CREDENTIALS` (Terraform's variables: a path or the JSON itself), then
+/// `GOOGLE_APPLICATION_CREDENTIALS`, gcloud's user credentials, and the metadata server.
+async fn adc(base: ClientConfig, target: &str, timeout: Duration) -> Result<ClientConfig, Error> {
+    use gcloud_storage::client::google_cloud_auth::credentials::CredentialsFile;
+    let hint = "set GOOGLE_APPLICATION_CREDENTIALS, run `gcloud auth application-default login`, set GOOGLE_OAUTH_ACCESS_TOKEN, or pass ?endpoint= for an emulator";
+    // Finding credentials may probe the metadata server and fetch a first token.
+    let limit = timeout.max(Duration::from_secs(5));
+    let explicit =
+        env_nonempty("GOOGLE_BACKEND_CREDENTIALS").or_else(|| env_nonempty("GOOGLE_CREDENTIALS"));
+    let work = async {
+        match explicit {
+            Some(value) => {
+                let file = if value.starts_with('{') {
+                    CredentialsFile::new_from_str(&value).await
+                } else {
+                    CredentialsFile::new_from_file(value).await
+                };
+                match file {
+                    Ok(file) => base.with_credentials(file).await,
+                    Err(e) => Err(e),
+                }
+            }
+            None => base.with_auth().await,
+        }
+    };
+    match tokio::time::timeout(limit, work).await {
+        Ok(Ok(config)) => Ok(config),
+        Ok(Err(e)) => Err(Error::backend(
+            target,
+            format!("no usable Google credentials: {}", one_line(&e.to_string())),
+        )
+        .with_hint(hint)),
+        Err(_) => Err(Error::backend(
+            target,
+            format!(
+                "finding Google credentials took longer than {}s",
+                limit.as_secs()
+            ),
+        )
+        .with_hint(hint)),
+    }
+}
+
+/// The HTTP status of an error response, if the server answered.
+pub fn status(e: &GcsError) -> Option<u16> {
+    match e {
+        GcsError::Response(r) => Some(r.code),
+        GcsError::HttpClient(re) | GcsError::RawResponse(re, _) => re.status().map(|s| s.as_u16()),
+        _ => None,
+    }
+}
+
+fn retriable(e: &GcsError) -> bool {
+    matches!(status(e), Some(408 | 429 | 500..=599))
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The innermost error: "Connection refused (os error 111)", "dns error: ...".
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    one_line(&cur.to_string())
+}
+
+/// reqwest's Display hides the cause ("error sending request"); show the innermost one.
+fn source_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cur = s.source();
+    }
+    one_line(&parts.join(": "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint(url: &str) -> Option<String> {
+        custom_endpoint(&Target::parse(url).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn endpoints_take_terraforms_form() {
+        assert_eq!(
+            endpoint("gs://b?endpoint=http://127.0.0.1:4443/storage/v1/").as_deref(),
+            Some("http://127.0.0.1:4443")
+        );
+        assert_eq!(
+            endpoint("gs://b?endpoint=127.0.0.1:4443").as_deref(),
+            Some("http://127.0.0.1:4443")
+        );
+        let err = custom_endpoint(&Target::parse("gs://b?endpoint=ftp://x").unwrap()).unwrap_err();
+        assert!(err.to_string().contains("http://"), "{err}");
+    }
+}
