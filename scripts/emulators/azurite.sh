@@ -14,8 +14,7 @@ start_azurite() {
   TFLOCK_TEST_AZURE_KEY=$(printf 'tflock-test-account-key-0123456789' | base64 -w0)
   AZURITE_ACCOUNTS="$TFLOCK_TEST_AZURE_ACCOUNT:$TFLOCK_TEST_AZURE_KEY" start_bg azurite \
     "$TFLOCK_CACHE/node/node_modules/.bin/azurite-blob" --blobHost 127.0.0.1 --blobPort "$port" \
-    --inMemoryPersistence --loose --skipApiVersionCheck --disableTelemetry \
-    --location "$TFLOCK_CACHE/azurite-data"
+    --inMemoryPersistence --loose --skipApiVersionCheck --disableTelemetry
   wait_http "http://127.0.0.1:$port/" 30 azurite
   export TFLOCK_TEST_AZURITE="http://127.0.0.1:$port"
 }

@@ -1,1 +1,32 @@
+//! tflock backend for Terraform's azurerm backend: state blobs locked by an infinite lease
+//! whose id is the lock ID, with the LockInfo in the blob's `terraformlockid` metadata.
+//!
+//! Target: `azblob://ACCOUNT/CONTAINER[/PREFIX][?endpoint=URL]`. One listing call per
+//! 5,000 blobs (metadata and lease state included) finds every lock; a break removes the
+//! lock metadata under the lease and releases it, or, only with `--force-foreign`, breaks a
+//! lease that carries no Terraform metadata. See docs/backends/azure.md.
+//!
+//! The SDK types stay inside this crate: callers only see [`open`].
 
+mod client;
+mod credentials;
+mod errors;
+mod lockmeta;
+mod shared_key;
+mod store;
+mod transport;
+
+#[doc(hidden)]
+pub mod testing;
+
+pub use lockmeta::LOCK_KEY;
+
+use std::sync::Arc;
+use tflock_core::{ConnectOptions, Error, LockStore, Target};
+
+/// Opens `azblob://ACCOUNT/CONTAINER[/PREFIX]`, with credentials and endpoint from the
+/// environment (see [`credentials`](crate) in the docs) and `?endpoint=` on the target.
+pub async fn open(target: &Target, opts: &ConnectOptions) -> Result<Arc<dyn LockStore>, Error> {
+    let clients = client::Clients::connect(target, opts, &|k| std::env::var(k).ok())?;
+    Ok(Arc::new(store::AzureStore { clients }))
+}

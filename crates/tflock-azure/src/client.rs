@@ -1,0 +1,137 @@
+//! One set of SDK clients for `azblob://ACCOUNT/CONTAINER[/PREFIX]`: the container client
+//! used for listing and per-blob clients sharing the same transport, retry budget and
+//! credential.
+
+use crate::credentials::{self, Auth};
+use crate::shared_key::SharedKeyPolicy;
+use crate::transport;
+use azure_core::credentials::TokenCredential;
+use azure_core::http::Url;
+use azure_storage_blob::{
+    BlobClient, BlobClientOptions, BlobContainerClient, BlobContainerClientOptions,
+};
+use std::sync::Arc;
+use tflock_core::{ConnectOptions, Error, Target};
+
+pub(crate) struct Clients {
+    pub target: String,
+    pub account: String,
+    pub container: String,
+    pub prefix: String,
+    /// Container URL without any SAS, for messages and lock locations.
+    pub container_url: Url,
+    /// Container URL as sent (with the SAS query when authorizing by SAS).
+    request_url: Url,
+    options: BlobClientOptions,
+    credential: Option<Arc<dyn TokenCredential>>,
+    pub container_client: BlobContainerClient,
+}
+
+impl Clients {
+    pub(crate) fn connect(
+        target: &Target,
+        opts: &ConnectOptions,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Clients, Error> {
+        if target.scheme != "azblob" {
+            return Err(Error::usage(format!(
+                "{}: not an Azure Blob target (expected azblob://ACCOUNT/CONTAINER[/PREFIX])",
+                target.url
+            )));
+        }
+        target.check_params(&["endpoint"])?;
+        let account = target.host.trim().to_string();
+        let (container, prefix) = match target.path.split_once('/') {
+            Some((c, p)) => (c.to_string(), p.to_string()),
+            None => (target.path.clone(), String::new()),
+        };
+        if account.is_empty() || container.is_empty() {
+            return Err(Error::usage(format!(
+                "{}: name the account and the container: azblob://ACCOUNT/CONTAINER[/PREFIX]",
+                target.url
+            )));
+        }
+        let usage = |m: String| Error::usage(format!("{}: {m}", target.url));
+        let creds = credentials::resolve(&account, target.param("endpoint"), env).map_err(usage)?;
+        let mut client_options = transport::client_options(opts, env).map_err(usage)?;
+
+        let mut container_url = creds.endpoint.clone();
+        container_url.set_query(None);
+        match container_url.path_segments_mut() {
+            Ok(mut segments) => {
+                segments.pop_if_empty().push(&container);
+            }
+            Err(()) => return Err(usage(format!("cannot use endpoint {}", creds.endpoint))),
+        }
+        let mut request_url = container_url.clone();
+        match &creds.auth {
+            Auth::SharedKey(key) => {
+                let policy = SharedKeyPolicy::new(&account, key)
+                    .map_err(|m| usage(format!("{}: {m}", creds.source)))?;
+                client_options.per_try_policies.push(Arc::new(policy));
+            }
+            Auth::Sas(sas) => request_url.set_query(Some(sas.secret())),
+            Auth::Entra(_) => {}
+        }
+        let credential = creds
+            .token_credential(env, &client_options)
+            .map_err(|m| Error::backend(&target.url, m))?;
+        let container_options = BlobContainerClientOptions {
+            client_options: client_options.clone(),
+            ..Default::default()
+        };
+        let container_client = BlobContainerClient::new(
+            request_url.clone(),
+            credential.clone(),
+            Some(container_options),
+        )
+        .map_err(|e| {
+            Error::backend(
+                &target.url,
+                format!("cannot create the container client: {e}"),
+            )
+        })?;
+        Ok(Clients {
+            target: target.url.clone(),
+            account,
+            container,
+            prefix,
+            container_url,
+            request_url,
+            options: BlobClientOptions {
+                client_options,
+                ..Default::default()
+            },
+            credential,
+            container_client,
+        })
+    }
+
+    fn blob_url(base: &Url, name: &str) -> Url {
+        let mut url = base.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            // Each `/`-separated part is its own segment, so `env:/a/b` keeps its slashes.
+            segments.pop_if_empty().extend(name.split('/'));
+        }
+        url
+    }
+
+    /// Where a blob lives, as shown to users (never with a SAS).
+    pub(crate) fn location(&self, name: &str) -> String {
+        Self::blob_url(&self.container_url, name).to_string()
+    }
+
+    pub(crate) fn blob(&self, name: &str) -> Result<BlobClient, Error> {
+        BlobClient::new(
+            Self::blob_url(&self.request_url, name),
+            self.credential.clone(),
+            Some(self.options.clone()),
+        )
+        .map_err(|e| {
+            Error::backend(
+                &self.target,
+                format!("cannot create a client for blob {name}: {e}"),
+            )
+        })
+    }
+}

@@ -1,0 +1,505 @@
+//! Which credential and endpoint to use, decided from the environment the way an operator
+//! who runs Terraform's azurerm backend or the az CLI expects.
+//!
+//! Order: `AZURE_STORAGE_CONNECTION_STRING`; account key (`ARM_ACCESS_KEY`,
+//! `AZURE_STORAGE_KEY`); SAS (`ARM_SAS_TOKEN`, `AZURE_STORAGE_SAS_TOKEN`); otherwise Entra
+//! ID, picked like azurerm does: client secret, then OIDC / workload identity, then managed
+//! identity (`ARM_USE_MSI=true`), then the Azure CLI's login.
+//! Resolution is pure (an env lookup function in, a plan out) so it is tested without
+//! touching the process environment; [`Credentials::token_credential`] builds the SDK object.
+
+use azure_core::credentials::{Secret, TokenCredential};
+use azure_core::http::{ClientOptions, Url};
+use azure_identity::{
+    AzureCliCredential, AzureCliCredentialOptions, ClientAssertionCredentialOptions,
+    ClientSecretCredential, ClientSecretCredentialOptions, ManagedIdentityCredential,
+    ManagedIdentityCredentialOptions, UserAssignedId, WorkloadIdentityCredential,
+    WorkloadIdentityCredentialOptions,
+};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Azurite's and the storage emulator's well-known development account.
+const DEV_ACCOUNT: &str = "devstoreaccount1";
+const DEV_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+/// How requests are authorized.
+pub(crate) enum Auth {
+    /// Account key, signed by [`crate::shared_key::SharedKeyPolicy`].
+    SharedKey(Secret),
+    /// A SAS token (query string without `?`), appended to every URL.
+    Sas(Secret),
+    /// An Entra ID token for `https://storage.azure.com/.default`.
+    Entra(Entra),
+}
+
+/// The Entra ID credential azurerm would pick.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Entra {
+    ClientSecret {
+        tenant: String,
+        client_id: String,
+        secret_var: &'static str,
+    },
+    Workload {
+        tenant: String,
+        client_id: String,
+        token_file: PathBuf,
+    },
+    ManagedIdentity {
+        client_id: Option<String>,
+    },
+    AzureCli {
+        tenant: Option<String>,
+    },
+}
+
+/// The resolved plan: how to authorize, where the account's blob endpoint is, and which
+/// variable decided it (shown in errors, never the secret).
+pub(crate) struct Credentials {
+    pub auth: Auth,
+    /// The account's blob endpoint, without a trailing `/`: `https://ACCOUNT.blob.core.windows.net`
+    /// or, path-style, `http://127.0.0.1:10000/ACCOUNT`.
+    pub endpoint: Url,
+    pub source: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match &self.auth {
+            Auth::SharedKey(_) => "shared key".to_string(),
+            Auth::Sas(_) => "sas".to_string(),
+            Auth::Entra(e) => format!("{e:?}"),
+        };
+        f.debug_struct("Credentials")
+            .field("auth", &kind)
+            .field("endpoint", &self.endpoint.as_str())
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+/// First non-empty variable of `names`, with its name.
+fn first(
+    env: &dyn Fn(&str) -> Option<String>,
+    names: &[&'static str],
+) -> Option<(&'static str, String)> {
+    names.iter().find_map(|n| {
+        env(n)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .map(|v| (*n, v))
+    })
+}
+
+fn truthy(env: &dyn Fn(&str) -> Option<String>, name: &str) -> bool {
+    matches!(
+        env(name).map(|v| v.trim().to_ascii_lowercase()).as_deref(),
+        Some("true" | "1" | "yes")
+    )
+}
+
+/// The blob endpoint suffix of the cloud in `ARM_ENVIRONMENT` (Terraform's variable).
+fn endpoint_suffix(env: &dyn Fn(&str) -> Option<String>) -> Result<&'static str, String> {
+    match env("ARM_ENVIRONMENT")
+        .map(|v| v.trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("") | Some("public") | Some("azurecloud") => Ok("core.windows.net"),
+        Some("usgovernment") | Some("azureusgovernment") => Ok("core.usgovernmentcloudapi.net"),
+        Some("china") | Some("azurechinacloud") => Ok("core.chinacloudapi.cn"),
+        Some(other) => Err(format!(
+            "ARM_ENVIRONMENT={other} is not known (public, usgovernment, china); pass ?endpoint= on the target instead"
+        )),
+    }
+}
+
+fn parse_endpoint(text: &str, what: &str) -> Result<Url, String> {
+    let url = Url::parse(text.trim().trim_end_matches('/'))
+        .map_err(|e| format!("{what} {text:?} is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
+        return Err(format!("{what} {text:?} must be an http(s) URL"));
+    }
+    Ok(url)
+}
+
+/// A parsed `AZURE_STORAGE_CONNECTION_STRING` (keys are case-insensitive).
+#[derive(Default)]
+struct ConnectionString {
+    account: Option<String>,
+    key: Option<String>,
+    sas: Option<String>,
+    blob_endpoint: Option<String>,
+    protocol: Option<String>,
+    suffix: Option<String>,
+    dev: bool,
+}
+
+fn parse_connection_string(text: &str) -> Result<ConnectionString, String> {
+    let mut cs = ConnectionString::default();
+    for part in text.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((k, v)) = part.split_once('=') else {
+            return Err(
+                "AZURE_STORAGE_CONNECTION_STRING has a part without '=' (expected Key=Value;...)"
+                    .into(),
+            );
+        };
+        let v = v.trim().to_string();
+        match k.trim().to_ascii_lowercase().as_str() {
+            "accountname" => cs.account = Some(v),
+            "accountkey" => cs.key = Some(v),
+            "sharedaccesssignature" => cs.sas = Some(v),
+            "blobendpoint" => cs.blob_endpoint = Some(v),
+            "defaultendpointsprotocol" => cs.protocol = Some(v),
+            "endpointsuffix" => cs.suffix = Some(v),
+            "usedevelopmentstorage" => cs.dev = v.eq_ignore_ascii_case("true"),
+            _ => {}
+        }
+    }
+    if cs.dev {
+        cs.account.get_or_insert_with(|| DEV_ACCOUNT.into());
+        cs.key.get_or_insert_with(|| DEV_KEY.into());
+        cs.blob_endpoint
+            .get_or_insert_with(|| format!("http://127.0.0.1:10000/{DEV_ACCOUNT}"));
+    }
+    Ok(cs)
+}
+
+/// Decides credentials and endpoint for `account`. `endpoint` is the target's
+/// `?endpoint=`, which wins over everything else.
+pub(crate) fn resolve(
+    account: &str,
+    endpoint: Option<&str>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Credentials, String> {
+    let explicit = endpoint
+        .map(|e| parse_endpoint(e, "?endpoint="))
+        .transpose()?;
+    let default_endpoint = |suffix: &str, protocol: &str| -> Result<Url, String> {
+        parse_endpoint(
+            &format!("{protocol}://{account}.blob.{suffix}"),
+            "the default endpoint",
+        )
+    };
+
+    if let Some((_, text)) = first(env, &["AZURE_STORAGE_CONNECTION_STRING"]) {
+        let cs = parse_connection_string(&text)?;
+        if let Some(name) = &cs.account {
+            if name != account {
+                return Err(format!(
+                    "AZURE_STORAGE_CONNECTION_STRING is for account {name}, but the target names account {account}"
+                ));
+            }
+        }
+        let endpoint = match (explicit, &cs.blob_endpoint) {
+            (Some(e), _) => e,
+            (None, Some(b)) => {
+                parse_endpoint(b, "BlobEndpoint in AZURE_STORAGE_CONNECTION_STRING")?
+            }
+            (None, None) => default_endpoint(
+                cs.suffix.as_deref().unwrap_or(endpoint_suffix(env)?),
+                cs.protocol.as_deref().unwrap_or("https"),
+            )?,
+        };
+        let auth = match (cs.key, cs.sas) {
+            (Some(key), _) => Auth::SharedKey(Secret::new(key)),
+            (None, Some(sas)) => Auth::Sas(Secret::new(sas.trim_start_matches('?').to_string())),
+            (None, None) => return Err(
+                "AZURE_STORAGE_CONNECTION_STRING has neither AccountKey nor SharedAccessSignature"
+                    .into(),
+            ),
+        };
+        return Ok(Credentials {
+            auth,
+            endpoint,
+            source: "AZURE_STORAGE_CONNECTION_STRING".into(),
+        });
+    }
+
+    let endpoint = match explicit {
+        Some(e) => e,
+        None => default_endpoint(endpoint_suffix(env)?, "https")?,
+    };
+    if let Some((name, key)) = first(env, &["ARM_ACCESS_KEY", "AZURE_STORAGE_KEY"]) {
+        return Ok(Credentials {
+            auth: Auth::SharedKey(Secret::new(key)),
+            endpoint,
+            source: name.into(),
+        });
+    }
+    if let Some((name, sas)) = first(env, &["ARM_SAS_TOKEN", "AZURE_STORAGE_SAS_TOKEN"]) {
+        return Ok(Credentials {
+            auth: Auth::Sas(Secret::new(sas.trim_start_matches('?').to_string())),
+            endpoint,
+            source: name.into(),
+        });
+    }
+
+    let tenant = first(env, &["ARM_TENANT_ID", "AZURE_TENANT_ID"]).map(|(_, v)| v);
+    let client_id = first(env, &["ARM_CLIENT_ID", "AZURE_CLIENT_ID"]).map(|(_, v)| v);
+    let (entra, source) = if let (Some((secret_var, _)), Some(tenant), Some(client_id)) = (
+        first(env, &["ARM_CLIENT_SECRET", "AZURE_CLIENT_SECRET"]),
+        tenant.clone(),
+        client_id.clone(),
+    ) {
+        (
+            Entra::ClientSecret {
+                tenant,
+                client_id,
+                secret_var,
+            },
+            format!("service principal ({secret_var})"),
+        )
+    } else if let (Some((file_var, file)), Some(tenant), Some(client_id)) = (
+        first(
+            env,
+            &["ARM_OIDC_TOKEN_FILE_PATH", "AZURE_FEDERATED_TOKEN_FILE"],
+        ),
+        tenant.clone(),
+        client_id.clone(),
+    ) {
+        (
+            Entra::Workload {
+                tenant,
+                client_id,
+                token_file: PathBuf::from(file),
+            },
+            format!("workload identity ({file_var})"),
+        )
+    } else if truthy(env, "ARM_USE_MSI") {
+        (
+            Entra::ManagedIdentity { client_id },
+            "managed identity (ARM_USE_MSI)".to_string(),
+        )
+    } else {
+        (
+            Entra::AzureCli { tenant },
+            "Azure CLI login (no ARM_ACCESS_KEY, ARM_SAS_TOKEN or service principal set)"
+                .to_string(),
+        )
+    };
+    if endpoint.scheme() != "https" {
+        return Err(format!(
+            "{source}: Entra ID tokens are only sent over https, but the endpoint is {endpoint}; set ARM_ACCESS_KEY or ARM_SAS_TOKEN for an http emulator"
+        ));
+    }
+    Ok(Credentials {
+        auth: Auth::Entra(entra),
+        endpoint,
+        source,
+    })
+}
+
+impl Credentials {
+    /// The SDK credential for an Entra plan; `None` for key and SAS plans.
+    pub(crate) fn token_credential(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+        client_options: &ClientOptions,
+    ) -> Result<Option<Arc<dyn TokenCredential>>, String> {
+        let Auth::Entra(entra) = &self.auth else {
+            return Ok(None);
+        };
+        let fail = |e: azure_core::Error| format!("{}: {e}", self.source);
+        let credential: Arc<dyn TokenCredential> = match entra {
+            Entra::ClientSecret {
+                tenant,
+                client_id,
+                secret_var,
+            } => {
+                let secret = env(secret_var).unwrap_or_default();
+                ClientSecretCredential::new(
+                    tenant,
+                    client_id.clone(),
+                    Secret::new(secret.trim().to_string()),
+                    Some(ClientSecretCredentialOptions {
+                        client_options: client_options.clone(),
+                    }),
+                )
+                .map_err(fail)?
+            }
+            Entra::Workload {
+                tenant,
+                client_id,
+                token_file,
+            } => WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
+                credential_options: ClientAssertionCredentialOptions {
+                    client_options: client_options.clone(),
+                },
+                client_id: Some(client_id.clone()),
+                tenant_id: Some(tenant.clone()),
+                token_file_path: Some(token_file.clone()),
+            }))
+            .map_err(fail)?,
+            Entra::ManagedIdentity { client_id } => {
+                ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
+                    user_assigned_id: client_id.clone().map(UserAssignedId::ClientId),
+                    client_options: client_options.clone(),
+                }))
+                .map_err(fail)?
+            }
+            Entra::AzureCli { tenant } => {
+                AzureCliCredential::new(Some(AzureCliCredentialOptions {
+                    tenant_id: tenant.clone(),
+                    ..Default::default()
+                }))
+                .map_err(fail)?
+            }
+        };
+        Ok(Some(credential))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    fn kind(c: &Credentials) -> String {
+        match &c.auth {
+            Auth::SharedKey(k) => format!("key:{}", k.secret()),
+            Auth::Sas(s) => format!("sas:{}", s.secret()),
+            Auth::Entra(e) => format!("{e:?}"),
+        }
+    }
+
+    #[test]
+    fn connection_string_wins_and_gives_the_endpoint() {
+        let e = env(&[
+            ("AZURE_STORAGE_CONNECTION_STRING", "DefaultEndpointsProtocol=http;AccountName=acct;AccountKey=a2V5;BlobEndpoint=http://127.0.0.1:10000/acct/;"),
+            ("ARM_ACCESS_KEY", "b3RoZXI="),
+        ]);
+        let c = resolve("acct", None, &e).unwrap();
+        assert_eq!(kind(&c), "key:a2V5");
+        assert_eq!(c.endpoint.as_str(), "http://127.0.0.1:10000/acct");
+        assert_eq!(c.source, "AZURE_STORAGE_CONNECTION_STRING");
+        // ?endpoint= still wins.
+        let c = resolve("acct", Some("http://127.0.0.1:9/acct"), &e).unwrap();
+        assert_eq!(c.endpoint.as_str(), "http://127.0.0.1:9/acct");
+        // A SAS connection string; the SAS keeps its own '=' signs.
+        let e = env(&[(
+            "AZURE_STORAGE_CONNECTION_STRING",
+            "BlobEndpoint=https://acct.blob.core.windows.net;SharedAccessSignature=?sv=2022-11-02&sig=abc%3D",
+        )]);
+        let c = resolve("acct", None, &e).unwrap();
+        assert_eq!(kind(&c), "sas:sv=2022-11-02&sig=abc%3D");
+        // Protocol and suffix build the endpoint.
+        let e = env(&[(
+            "AZURE_STORAGE_CONNECTION_STRING",
+            "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=a2V5;EndpointSuffix=core.chinacloudapi.cn",
+        )]);
+        assert_eq!(
+            resolve("acct", None, &e).unwrap().endpoint.as_str(),
+            "https://acct.blob.core.chinacloudapi.cn/"
+        );
+    }
+
+    #[test]
+    fn connection_string_for_another_account_is_refused() {
+        let e = env(&[(
+            "AZURE_STORAGE_CONNECTION_STRING",
+            "AccountName=other;AccountKey=a2V5",
+        )]);
+        let err = resolve("acct", None, &e).unwrap_err();
+        assert!(
+            err.contains("account other") && err.contains("account acct"),
+            "{err}"
+        );
+        assert!(!err.contains("a2V5"));
+        let e = env(&[("AZURE_STORAGE_CONNECTION_STRING", "AccountName=acct")]);
+        assert!(resolve("acct", None, &e).is_err());
+        let e = env(&[(
+            "AZURE_STORAGE_CONNECTION_STRING",
+            "UseDevelopmentStorage=true",
+        )]);
+        let c = resolve(DEV_ACCOUNT, None, &e).unwrap();
+        assert_eq!(
+            c.endpoint.as_str(),
+            "http://127.0.0.1:10000/devstoreaccount1"
+        );
+    }
+
+    #[test]
+    fn key_then_sas_in_terraform_order() {
+        let e = env(&[
+            ("AZURE_STORAGE_KEY", "c2Vjb25k"),
+            ("ARM_ACCESS_KEY", "Zmlyc3Q="),
+            ("ARM_SAS_TOKEN", "sv=1"),
+        ]);
+        let c = resolve("acct", None, &e).unwrap();
+        assert_eq!(kind(&c), "key:Zmlyc3Q=");
+        assert_eq!(c.source, "ARM_ACCESS_KEY");
+        assert_eq!(c.endpoint.as_str(), "https://acct.blob.core.windows.net/");
+        let e = env(&[
+            ("AZURE_STORAGE_SAS_TOKEN", "?sv=2&sig=x"),
+            ("ARM_SAS_TOKEN", " "),
+        ]);
+        let c = resolve("acct", None, &e).unwrap();
+        assert_eq!(kind(&c), "sas:sv=2&sig=x");
+        assert_eq!(c.source, "AZURE_STORAGE_SAS_TOKEN");
+    }
+
+    #[test]
+    fn entra_is_picked_like_azurerm() {
+        let sp = env(&[
+            ("ARM_TENANT_ID", "t"),
+            ("ARM_CLIENT_ID", "c"),
+            ("ARM_CLIENT_SECRET", "s"),
+            ("ARM_OIDC_TOKEN_FILE_PATH", "/f"),
+            ("ARM_USE_MSI", "true"),
+        ]);
+        assert_eq!(
+            kind(&resolve("acct", None, &sp).unwrap()),
+            r#"ClientSecret { tenant: "t", client_id: "c", secret_var: "ARM_CLIENT_SECRET" }"#
+        );
+        let wi = env(&[
+            ("AZURE_TENANT_ID", "t"),
+            ("AZURE_CLIENT_ID", "c"),
+            ("AZURE_FEDERATED_TOKEN_FILE", "/var/run/token"),
+        ]);
+        assert_eq!(
+            kind(&resolve("acct", None, &wi).unwrap()),
+            r#"Workload { tenant: "t", client_id: "c", token_file: "/var/run/token" }"#
+        );
+        let msi = env(&[("ARM_USE_MSI", "true"), ("ARM_CLIENT_ID", "uai")]);
+        assert_eq!(
+            kind(&resolve("acct", None, &msi).unwrap()),
+            r#"ManagedIdentity { client_id: Some("uai") }"#
+        );
+        let cli = env(&[("ARM_TENANT_ID", "t")]);
+        assert_eq!(
+            kind(&resolve("acct", None, &cli).unwrap()),
+            r#"AzureCli { tenant: Some("t") }"#
+        );
+        // Tokens never go to an http endpoint.
+        let err = resolve("acct", Some("http://127.0.0.1:1/acct"), &cli).unwrap_err();
+        assert!(err.contains("ARM_ACCESS_KEY"), "{err}");
+    }
+
+    #[test]
+    fn sovereign_clouds_and_bad_endpoints() {
+        let e = env(&[
+            ("ARM_ACCESS_KEY", "a2V5"),
+            ("ARM_ENVIRONMENT", "usgovernment"),
+        ]);
+        assert_eq!(
+            resolve("acct", None, &e).unwrap().endpoint.as_str(),
+            "https://acct.blob.core.usgovernmentcloudapi.net/"
+        );
+        let e = env(&[("ARM_ACCESS_KEY", "a2V5"), ("ARM_ENVIRONMENT", "mars")]);
+        assert!(resolve("acct", None, &e).unwrap_err().contains("mars"));
+        let e = env(&[("ARM_ACCESS_KEY", "a2V5")]);
+        assert!(resolve("acct", Some("ftp://x"), &e).is_err());
+        assert!(resolve("acct", Some("not a url"), &e).is_err());
+        assert!(!format!("{:?}", resolve("acct", None, &e).unwrap()).contains("a2V5"));
+    }
+}

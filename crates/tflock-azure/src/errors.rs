@@ -1,0 +1,163 @@
+//! Storage errors turned into one-line tflock errors: what failed, the service's error
+//! code, and what to do about it.
+
+use azure_core::error::ErrorKind;
+use tflock_core::Error;
+
+/// The storage error code (`ContainerNotFound`, `LeaseIdMismatchWithLeaseOperation`, ...),
+/// or the HTTP status when the service gave none.
+pub(crate) fn code_of(e: &azure_core::Error) -> Option<String> {
+    match e.kind() {
+        ErrorKind::HttpResponse {
+            status, error_code, ..
+        } => Some(
+            error_code
+                .clone()
+                .unwrap_or_else(|| format!("HTTP {}", u16::from(*status))),
+        ),
+        _ => None,
+    }
+}
+
+pub(crate) fn status_of(e: &azure_core::Error) -> Option<u16> {
+    e.http_status().map(u16::from)
+}
+
+/// The innermost cause, which says what really happened (`invalid peer certificate:
+/// UnknownIssuer`, `Connection refused`), instead of the SDK's outer "failed to execute".
+fn root_cause(e: &azure_core::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let t = s.to_string();
+        if !t.is_empty() {
+            text = t;
+        }
+        source = s.source();
+    }
+    text
+}
+
+/// `what` failed on `target` (`listing container tfstate`, `releasing the lease on B`).
+pub(crate) fn storage(target: &str, what: &str, e: &azure_core::Error) -> Error {
+    if let Some(code) = code_of(e) {
+        let status = status_of(e)
+            .map(|s| format!(" (HTTP {s})"))
+            .unwrap_or_default();
+        return Error::backend(target, format!("{what}: {code}{status}"))
+            .with_hint(hint_for(&code));
+    }
+    let cause = root_cause(e);
+    let hint = match e.kind() {
+        ErrorKind::Credential => {
+            "no usable credential: set ARM_ACCESS_KEY, ARM_SAS_TOKEN or AZURE_STORAGE_CONNECTION_STRING, or sign in with az login"
+        }
+        _ if cause.contains("certificate") || cause.contains("UnknownIssuer") => {
+            "the endpoint's TLS certificate is not trusted: set SSL_CERT_FILE to a PEM bundle that includes its CA"
+        }
+        _ => {
+            "check that the endpoint is reachable (?endpoint= on the target, HTTPS_PROXY/NO_PROXY) or raise --timeout"
+        }
+    };
+    Error::backend(target, format!("{what}: {cause}")).with_hint(hint)
+}
+
+fn hint_for(code: &str) -> &'static str {
+    match code {
+        "AuthenticationFailed" => {
+            "the request signature was refused: check the account key (ARM_ACCESS_KEY) and that the account name matches it"
+        }
+        "AuthorizationFailure" | "AuthorizationPermissionMismatch" | "InsufficientAccountPermissions" => {
+            "the credential may not do this: Entra ID needs the Storage Blob Data Contributor role; a SAS needs read, write and list permissions"
+        }
+        "ContainerNotFound" => "check the container name in azblob://ACCOUNT/CONTAINER",
+        "BlobNotFound" => "the blob is gone; list again",
+        "AccountIsDisabled" | "AccountNotFound" | "ResourceNotFound" => {
+            "check the account name and the endpoint"
+        }
+        "InvalidHeaderValue" | "InvalidQueryParameterValue" => {
+            "the service refused the API version: for Azurite start it with --skipApiVersionCheck"
+        }
+        c if c.starts_with("LeaseIdMismatch") || c.starts_with("LeaseNotPresent") || c == "LeaseIdMissing" || c == "ConditionNotMet" => {
+            "the lease changed since it was read: list again"
+        }
+        _ => "see the storage error code in the Azure Blob REST documentation",
+    }
+}
+
+/// Is this the service saying the lease or the blob is no longer what was read?
+pub(crate) fn is_changed(e: &azure_core::Error) -> bool {
+    let code = code_of(e).unwrap_or_default();
+    matches!(status_of(e), Some(409 | 412 | 404))
+        && (code.starts_with("LeaseIdMismatch")
+            || code.starts_with("LeaseNotPresent")
+            || code.starts_with("LeaseIsBroken")
+            || code.starts_with("LeaseIsBreaking")
+            || code == "LeaseIdMissing"
+            || code == "LeaseAlreadyPresent"
+            || code == "ConditionNotMet"
+            || code == "BlobNotFound"
+            || code == "HTTP 412")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use azure_core::http::StatusCode;
+
+    fn http(status: StatusCode, code: Option<&str>) -> azure_core::Error {
+        azure_core::Error::with_message(
+            ErrorKind::HttpResponse {
+                status,
+                error_code: code.map(str::to_string),
+                raw_response: None,
+            },
+            "refused",
+        )
+    }
+
+    #[test]
+    fn names_code_and_hint_in_one_line() {
+        let e = storage(
+            "azblob://acct/tfstate",
+            "listing container tfstate",
+            &http(StatusCode::NotFound, Some("ContainerNotFound")),
+        );
+        assert_eq!(
+            e.to_string(),
+            "azblob://acct/tfstate: listing container tfstate: ContainerNotFound (HTTP 404) (check the container name in azblob://ACCOUNT/CONTAINER)"
+        );
+        assert_eq!(e.exit_code(), 1);
+        let e = storage(
+            "t",
+            "x",
+            &http(StatusCode::Forbidden, Some("AuthenticationFailed")),
+        );
+        assert!(e.to_string().contains("ARM_ACCESS_KEY"));
+    }
+
+    #[test]
+    fn lease_refusals_are_changes() {
+        assert!(is_changed(&http(
+            StatusCode::Conflict,
+            Some("LeaseIdMismatchWithLeaseOperation")
+        )));
+        assert!(is_changed(&http(
+            StatusCode::PreconditionFailed,
+            Some("ConditionNotMet")
+        )));
+        assert!(is_changed(&http(StatusCode::PreconditionFailed, None)));
+        assert!(is_changed(&http(
+            StatusCode::NotFound,
+            Some("BlobNotFound")
+        )));
+        assert!(!is_changed(&http(
+            StatusCode::NotFound,
+            Some("ContainerNotFound")
+        )));
+        assert!(!is_changed(&http(
+            StatusCode::Forbidden,
+            Some("AuthorizationFailure")
+        )));
+    }
+}

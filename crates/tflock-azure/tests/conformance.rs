@@ -1,0 +1,479 @@
+//! The core conformance suite against Azurite (which checks Shared Key signatures and
+//! enforces leases), plus the Azure-specific cases: foreign leases, undecodable metadata,
+//! empty state blobs, and clear errors for a missing container, a wrong key and a dead
+//! endpoint.
+//!
+//! Needs `TFLOCK_TEST_AZURITE=http://127.0.0.1:PORT`, `TFLOCK_TEST_AZURE_ACCOUNT` and
+//! `TFLOCK_TEST_AZURE_KEY` (scripts/test sets them).
+
+use async_trait::async_trait;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tflock_azure::testing::{open_with_env, Harness};
+use tflock_core::testkit::{require_env, sample_info, Fixture, Place};
+use tflock_core::{BreakOptions, ConnectOptions, Error, LockInfo, LockStore, Status, Target};
+
+const STATE: &[u8] = br#"{"version":4,"terraform_version":"1.11.4","serial":3,"lineage":"6f1c","outputs":{},"resources":[]}"#;
+
+#[derive(Clone)]
+struct Azurite {
+    endpoint: String,
+    account: String,
+    key: String,
+}
+
+impl Azurite {
+    fn env(&self) -> impl Fn(&str) -> Option<String> {
+        let key = self.key.clone();
+        move |k: &str| (k == "ARM_ACCESS_KEY").then(|| key.clone())
+    }
+
+    fn target(&self, container: &str) -> Target {
+        Target::parse(&format!(
+            "azblob://{}/{container}?endpoint={}/{}",
+            self.account, self.endpoint, self.account
+        ))
+        .unwrap()
+    }
+
+    fn opts() -> ConnectOptions {
+        ConnectOptions {
+            timeout: Duration::from_secs(5),
+            ..Default::default()
+        }
+    }
+
+    fn harness(&self, container: &str) -> Harness {
+        Harness::connect_with_env(&self.target(container), &Self::opts(), &self.env()).unwrap()
+    }
+
+    fn store(&self, container: &str) -> Arc<dyn LockStore> {
+        open_with_env(&self.target(container), &Self::opts(), &self.env()).unwrap()
+    }
+
+    /// A fresh container, unique per case and per run.
+    async fn container(&self, name: &str) -> String {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let container = format!(
+            "{}-{}-{}",
+            name.to_ascii_lowercase(),
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        );
+        self.harness(&container).create_container().await.unwrap();
+        container
+    }
+}
+
+fn blob_of(state: &str) -> String {
+    if state == "default" {
+        "terraform.tfstate".into()
+    } else {
+        format!("terraform.tfstateenv:{state}")
+    }
+}
+
+struct AzPlace {
+    store: Arc<dyn LockStore>,
+    h: Harness,
+    container: String,
+}
+
+#[async_trait]
+impl Place for AzPlace {
+    fn store(&self) -> &dyn LockStore {
+        self.store.as_ref()
+    }
+    fn path_of(&self, state: &str) -> String {
+        format!("{}/{}", self.container, blob_of(state))
+    }
+    async fn hold(&self, state: &str, info: &LockInfo) -> String {
+        let blob = blob_of(state);
+        // The default and dev workspaces have real state with an unrelated metadata key
+        // that must survive every break; the others start as Terraform creates them: empty.
+        if (state == "default" || state == "dev") && self.h.current(&blob).await.unwrap().is_none()
+        {
+            self.h
+                .put_state(&blob, STATE, &[("owner", "team-a")])
+                .await
+                .unwrap();
+        }
+        self.h.lock_like_terraform(&blob, info).await.unwrap()
+    }
+    async fn retake(&self, state: &str, info: &LockInfo) -> String {
+        let blob = blob_of(state);
+        let old = self.h.current(&blob).await.unwrap().expect("held");
+        self.h.unlock_like_terraform(&blob, &old).await.unwrap();
+        self.h.lock_like_terraform(&blob, info).await.unwrap()
+    }
+    async fn current(&self, state: &str) -> Option<String> {
+        self.h.current(&blob_of(state)).await.unwrap()
+    }
+    async fn hold_garbage(&self, state: &str) {
+        let lease = sample_info("x", "x").id;
+        self.h
+            .lease(&blob_of(state), &lease, Some("%%% not base64 %%%"))
+            .await
+            .unwrap();
+    }
+    async fn untouchables(&self) -> String {
+        self.h.fingerprint().await.unwrap()
+    }
+}
+
+#[async_trait]
+impl Fixture for Azurite {
+    async fn place(&self, name: &str) -> Box<dyn Place> {
+        let container = self.container(name).await;
+        Box::new(AzPlace {
+            store: self.store(&container),
+            h: self.harness(&container),
+            container,
+        })
+    }
+}
+
+async fn fixture() -> Option<Azurite> {
+    let endpoint = require_env("TFLOCK_TEST_AZURITE", "Azurite (blob)")?;
+    Some(Azurite {
+        endpoint: endpoint.trim_end_matches('/').to_string(),
+        account: std::env::var("TFLOCK_TEST_AZURE_ACCOUNT").unwrap_or_else(|_| "tflockacct".into()),
+        key: std::env::var("TFLOCK_TEST_AZURE_KEY")
+            .expect("TFLOCK_TEST_AZURE_KEY with TFLOCK_TEST_AZURITE"),
+    })
+}
+
+tflock_core::conformance_suite!(fixture());
+
+#[tokio::test]
+async fn foreign_lease_is_listed_refused_and_broken_only_when_forced() {
+    let Some(az) = fixture().await else { return };
+    let container = az.container("foreign").await;
+    let h = az.harness(&container);
+    let store = az.store(&container);
+    h.put_state("terraform.tfstate", STATE, &[("owner", "team-a")])
+        .await
+        .unwrap();
+    h.lease("terraform.tfstate", &sample_info("x", "x").id, None)
+        .await
+        .unwrap();
+    let before = h.fingerprint().await.unwrap();
+
+    let locks = store.list().await.unwrap();
+    assert_eq!(locks.len(), 1, "{locks:#?}");
+    let lock = &locks[0];
+    assert!(lock.foreign);
+    assert_eq!(lock.id, lock.location);
+    assert!(lock
+        .location
+        .ends_with(&format!("/{container}/terraform.tfstate")));
+    assert_eq!(lock.path, format!("{container}/terraform.tfstate"));
+    assert_eq!(
+        lock.status(chrono::Utc::now(), chrono::Duration::zero()),
+        Status::Foreign
+    );
+
+    match store.break_lock(lock, &BreakOptions::default()).await {
+        Err(Error::Refused { message, .. }) => {
+            assert!(message.contains("--force-foreign"), "{message}")
+        }
+        other => panic!("a foreign lease must be refused, got {other:?}"),
+    }
+    assert_eq!(
+        h.current("terraform.tfstate").await.unwrap().as_deref(),
+        Some("leased")
+    );
+
+    let broken = store
+        .break_lock(
+            lock,
+            &BreakOptions {
+                force_foreign: true,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(broken.removed.len(), 1, "{broken:?}");
+    assert_eq!(h.current("terraform.tfstate").await.unwrap(), None);
+    assert_eq!(h.fingerprint().await.unwrap(), before);
+    assert!(store.list().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn unrelated_metadata_survives_a_break() {
+    let Some(az) = fixture().await else { return };
+    let container = az.container("keepmeta").await;
+    let h = az.harness(&container);
+    let store = az.store(&container);
+    h.put_state(
+        "app.tfstate",
+        STATE,
+        &[("owner", "team-a"), ("costcenter", "42")],
+    )
+    .await
+    .unwrap();
+    let info = sample_info("OperationTypeApply", &format!("{container}/app.tfstate"));
+    let id = h.lock_like_terraform("app.tfstate", &info).await.unwrap();
+    let locks = store.list().await.unwrap();
+    assert_eq!(locks[0].id, id);
+    assert_eq!(locks[0].snapshot.version.as_deref(), Some(id.as_str()));
+    assert_eq!(locks[0].workspace.as_deref(), Some("default"));
+    assert_eq!(
+        locks[0].details.get("other_metadata").map(String::as_str),
+        Some("costcenter,owner")
+    );
+    store
+        .break_lock(&locks[0], &BreakOptions::default())
+        .await
+        .unwrap();
+    let meta = h.metadata("app.tfstate").await.unwrap();
+    assert_eq!(meta.get("owner").map(String::as_str), Some("team-a"));
+    assert_eq!(meta.get("costcenter").map(String::as_str), Some("42"));
+    assert!(!meta.contains_key(tflock_azure::LOCK_KEY), "{meta:?}");
+    // Terraform can lock it again.
+    h.lock_like_terraform("app.tfstate", &sample_info("OperationTypePlan", "p"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn undecodable_metadata_is_listed_and_not_broken_without_the_flag() {
+    let Some(az) = fixture().await else { return };
+    let container = az.container("badmeta").await;
+    let h = az.harness(&container);
+    let store = az.store(&container);
+    h.lease("notb64.tfstate", &sample_info("x", "x").id, Some("%%%"))
+        .await
+        .unwrap();
+    let not_json = base64_of("this is not json");
+    h.lease(
+        "notjson.tfstate",
+        &sample_info("x", "x").id,
+        Some(&not_json),
+    )
+    .await
+    .unwrap();
+    let before = h.fingerprint().await.unwrap();
+    let mut locks = store.list().await.unwrap();
+    locks.sort_by(|a, b| a.location.cmp(&b.location));
+    assert_eq!(locks.len(), 2, "{locks:#?}");
+    let (b64, json) = (&locks[0], &locks[1]);
+    assert!(
+        b64.info_error.as_deref().unwrap().contains("not base64"),
+        "{b64:?}"
+    );
+    assert!(json.info_error.is_some() && json.info.is_none(), "{json:?}");
+    for lock in &locks {
+        assert!(lock.id.is_empty() && !lock.foreign);
+        assert_eq!(
+            lock.status(chrono::Utc::now(), chrono::Duration::zero()),
+            Status::Unreadable
+        );
+        match store.break_lock(lock, &BreakOptions::default()).await {
+            Err(Error::Refused { message, .. }) => assert!(message.contains("--force-foreign")),
+            other => panic!("expected Refused, got {other:?}"),
+        }
+    }
+    assert_eq!(h.fingerprint().await.unwrap(), before);
+    assert_eq!(store.list().await.unwrap().len(), 2);
+    // With the flag the lease is broken (its id is unknown), nothing else changes.
+    store
+        .break_lock(
+            b64,
+            &BreakOptions {
+                force_foreign: true,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(h.current("notb64.tfstate").await.unwrap(), None);
+    assert_eq!(store.list().await.unwrap().len(), 1);
+}
+
+fn base64_of(s: &str) -> String {
+    // Test-side encoder, independent of the crate's.
+    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let b = s.as_bytes();
+    let mut out = String::new();
+    for chunk in b.chunks(3) {
+        let n = (chunk[0] as u32) << 16
+            | (*chunk.get(1).unwrap_or(&0) as u32) << 8
+            | *chunk.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn empty_state_blob_and_stale_metadata() {
+    let Some(az) = fixture().await else { return };
+    let container = az.container("empty").await;
+    let h = az.harness(&container);
+    let store = az.store(&container);
+    // Terraform locking a workspace that has no state yet creates an empty blob.
+    let info = sample_info(
+        "OperationTypeApply",
+        &format!("{container}/x.tfstateenv:new"),
+    );
+    let id = h
+        .lock_like_terraform("x.tfstateenv:new", &info)
+        .await
+        .unwrap();
+    // An unleased blob with leftover lock metadata is not a lock (Terraform overwrites it).
+    let stale = sample_info("OperationTypePlan", "p").to_terraform_json();
+    h.put_state(
+        "y.tfstate",
+        STATE,
+        &[(tflock_azure::LOCK_KEY, &base64_of(&stale))],
+    )
+    .await
+    .unwrap();
+    let locks = store.list().await.unwrap();
+    assert!(
+        locks.iter().all(|l| !l.path.ends_with("/y.tfstate")),
+        "an unleased blob was listed: {locks:#?}"
+    );
+    let lock = locks
+        .iter()
+        .find(|l| l.id == id)
+        .expect("the lock on the empty blob");
+    assert_eq!(lock.workspace.as_deref(), Some("new"));
+    let before = h.fingerprint().await.unwrap();
+    store
+        .break_lock(lock, &BreakOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(h.fingerprint().await.unwrap(), before);
+}
+
+#[tokio::test]
+async fn prefix_limits_the_listing() {
+    let Some(az) = fixture().await else { return };
+    let container = az.container("prefix").await;
+    let h = az.harness(&container);
+    h.lock_like_terraform(
+        "team-a/app.tfstate",
+        &sample_info("OperationTypeApply", "a"),
+    )
+    .await
+    .unwrap();
+    h.lock_like_terraform(
+        "team-b/app.tfstate",
+        &sample_info("OperationTypeApply", "b"),
+    )
+    .await
+    .unwrap();
+    let mut t = az.target(&container);
+    t.path = format!("{container}/team-a/");
+    let store = open_with_env(&t, &Azurite::opts(), &az.env()).unwrap();
+    let locks = store.list().await.unwrap();
+    assert_eq!(locks.len(), 1, "{locks:#?}");
+    assert!(
+        locks[0].location.ends_with("/team-a/app.tfstate"),
+        "{}",
+        locks[0].location
+    );
+    // The slash inside the blob name is a path separator, not %2F.
+    assert!(!locks[0].location.contains("%2F"));
+    store
+        .break_lock(&locks[0], &BreakOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(h.current("team-a/app.tfstate").await.unwrap(), None);
+    assert!(h.current("team-b/app.tfstate").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn missing_container_is_a_clear_error() {
+    let Some(az) = fixture().await else { return };
+    let err = az.store("no-such-container").list().await.unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("ContainerNotFound"), "{text}");
+    assert!(
+        text.contains("no-such-container") && text.contains(&az.account),
+        "{text}"
+    );
+    assert_eq!(err.exit_code(), 1);
+    assert!(!text.contains('\n'));
+}
+
+#[tokio::test]
+async fn wrong_key_is_refused_by_the_signature_check() {
+    let Some(az) = fixture().await else { return };
+    let container = az.container("wrongkey").await;
+    let wrong = "d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXk=".to_string();
+    let env = move |k: &str| (k == "ARM_ACCESS_KEY").then(|| wrong.clone());
+    let store = open_with_env(&az.target(&container), &Azurite::opts(), &env).unwrap();
+    let text = store.list().await.unwrap_err().to_string();
+    assert!(
+        text.contains("AuthorizationFailure") || text.contains("AuthenticationFailed"),
+        "{text}"
+    );
+    assert!(text.contains("403"), "{text}");
+    // The right key works on the same container: the signature is what was checked.
+    assert!(az.store(&container).list().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn dead_endpoint_fails_in_seconds() {
+    let Some(az) = fixture().await else { return };
+    // A port that was free a moment ago: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let target = Target::parse(&format!(
+        "azblob://{}/c?endpoint=http://127.0.0.1:{port}/{}",
+        az.account, az.account
+    ))
+    .unwrap();
+    let opts = ConnectOptions {
+        timeout: Duration::from_secs(2),
+        ..Default::default()
+    };
+    let store = open_with_env(&target, &opts, &az.env()).unwrap();
+    let started = Instant::now();
+    let err = store.list().await.unwrap_err();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(6), "took {took:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("listing container c") && text.contains("reachable"),
+        "{text}"
+    );
+    eprintln!("dead endpoint failed in {took:?}: {text}");
+}
+
+#[tokio::test]
+async fn bad_targets_are_usage_errors() {
+    let Some(az) = fixture().await else { return };
+    let env = az.env();
+    for (t, want) in [
+        ("azblob://acct", "CONTAINER"),
+        ("azblob://acct/c?endpont=x", "unknown option"),
+        ("azblob://acct/c?endpoint=ftp://x", "http(s)"),
+    ] {
+        let err = open_with_env(&Target::parse(t).unwrap(), &Azurite::opts(), &env)
+            .err()
+            .unwrap();
+        assert_eq!(err.exit_code(), 2, "{t}: {err}");
+        assert!(err.to_string().contains(want), "{t}: {err}");
+    }
+    let bad_key = |k: &str| (k == "ARM_ACCESS_KEY").then(|| "not base64!".to_string());
+    let err = open_with_env(&az.target("c"), &Azurite::opts(), &bad_key)
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string()
+            .contains("ARM_ACCESS_KEY: the account key is not valid base64"),
+        "{err}"
+    );
+}
