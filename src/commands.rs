@@ -225,7 +225,7 @@ async fn list(
     let out = if args.json || args.output == Format::Json {
         render::json_list(&listing.entries, &ctx)
     } else if listing.entries.is_empty() {
-        format!("No locks held in {}.\n", listing.targets.join(", "))
+        format!("No locks held. Looked in: {}\n", listing.targets.join(", "))
     } else {
         render::table(&listing.entries, &ctx, io.color)
     };

@@ -29,9 +29,9 @@ impl Resolver for DefaultResolver {
                 let store: Arc<dyn LockStore> = Arc::new(tflock_local::LocalStore::open(target)?);
                 Ok(store)
             }
-            "dynamodb" | "s3" => unavailable(target),
+            "dynamodb" | "s3" => tflock_aws::open(target, _opts).await,
             "azblob" => unavailable(target),
-            "gs" => unavailable(target),
+            "gs" => tflock_gcs::open(target, _opts).await,
             other => Err(Error::usage(format!(
                 "{}: unknown target type {other}:// (use a directory, file://DIR, dynamodb://TABLE, s3://BUCKET, azblob://ACCOUNT/CONTAINER or gs://BUCKET)",
                 target.url

@@ -134,7 +134,7 @@ fn empty_list() {
     let r = run(&stores, &["list", "-t", "memory://a"]);
     assert_eq!(
         (r.code, r.out.as_str()),
-        (0, "No locks held in memory://a.\n")
+        (0, "No locks held. Looked in: memory://a\n")
     );
     let r = run(&stores, &["list", "-t", "memory://a", "--json"]);
     assert_eq!(r.out.trim(), "[]");
