@@ -22,27 +22,20 @@ impl Resolver for DefaultResolver {
     async fn open(
         &self,
         target: &Target,
-        _opts: &ConnectOptions,
+        opts: &ConnectOptions,
     ) -> Result<Arc<dyn LockStore>, Error> {
         match target.scheme.as_str() {
             "file" => {
                 let store: Arc<dyn LockStore> = Arc::new(tflock_local::LocalStore::open(target)?);
                 Ok(store)
             }
-            "dynamodb" | "s3" => tflock_aws::open(target, _opts).await,
-            "azblob" => unavailable(target),
-            "gs" => tflock_gcs::open(target, _opts).await,
+            "dynamodb" | "s3" => tflock_aws::open(target, opts).await,
+            "azblob" => tflock_azure::open(target, opts).await,
+            "gs" => tflock_gcs::open(target, opts).await,
             other => Err(Error::usage(format!(
                 "{}: unknown target type {other}:// (use a directory, file://DIR, dynamodb://TABLE, s3://BUCKET, azblob://ACCOUNT/CONTAINER or gs://BUCKET)",
                 target.url
             ))),
         }
     }
-}
-
-fn unavailable(target: &Target) -> Result<Arc<dyn LockStore>, Error> {
-    Err(Error::usage(format!(
-        "{}: the {} backend is not built into this tflock yet",
-        target.url, target.scheme
-    )))
 }
