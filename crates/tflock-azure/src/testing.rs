@@ -212,6 +212,20 @@ impl Harness {
         Ok(Some(id.unwrap_or_else(|| "leased".to_string())))
     }
 
+    /// Replaces the metadata of an unleased blob (an operator tagging the state blob).
+    pub async fn set_metadata(&self, blob: &str, metadata: &[(&str, &str)]) -> Result<(), String> {
+        let client = self.clients.blob(blob).map_err(|e| e.to_string())?;
+        let metadata: HashMap<String, String> = metadata
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        client
+            .set_metadata(&metadata, None)
+            .await
+            .map_err(|e| msg(&format!("setting metadata on {blob}"), &e))?;
+        Ok(())
+    }
+
     /// The blob's metadata, keys lowercased.
     pub async fn metadata(&self, blob: &str) -> Result<BTreeMap<String, String>, String> {
         let client = self.clients.blob(blob).map_err(|e| e.to_string())?;

@@ -477,3 +477,51 @@ async fn bad_targets_are_usage_errors() {
         "{err}"
     );
 }
+
+/// Over HTTPS with the emulator's own CA: trusted through SSL_CERT_FILE; without it, a
+/// clear certificate error in seconds instead of the SDK's minute of retries.
+#[tokio::test]
+async fn https_endpoint_with_and_without_its_ca() {
+    let Some(az) = fixture().await else { return };
+    let Some(https) = require_env("TFLOCK_TEST_AZURITE_HTTPS", "Azurite over HTTPS") else {
+        return;
+    };
+    let ca = std::env::var("TFLOCK_TEST_AZURITE_CA").expect("TFLOCK_TEST_AZURITE_CA");
+    let target = Target::parse(&format!(
+        "azblob://{}/https-{}?endpoint={https}/{}",
+        az.account,
+        std::process::id(),
+        az.account
+    ))
+    .unwrap();
+    let key = az.key.clone();
+    let with_ca = move |k: &str| match k {
+        "ARM_ACCESS_KEY" => Some(key.clone()),
+        "SSL_CERT_FILE" => Some(ca.clone()),
+        _ => None,
+    };
+    let h = Harness::connect_with_env(&target, &Azurite::opts(), &with_ca).unwrap();
+    h.create_container().await.unwrap();
+    h.lock_like_terraform("terraform.tfstate", &sample_info("OperationTypeApply", "p"))
+        .await
+        .unwrap();
+    let store = open_with_env(&target, &Azurite::opts(), &with_ca).unwrap();
+    let locks = store.list().await.unwrap();
+    assert_eq!(locks.len(), 1);
+    store
+        .break_lock(&locks[0], &BreakOptions::default())
+        .await
+        .unwrap();
+
+    let opts = ConnectOptions {
+        timeout: Duration::from_secs(3),
+        ..Default::default()
+    };
+    let no_ca = open_with_env(&target, &opts, &az.env()).unwrap();
+    let started = Instant::now();
+    let err = no_ca.list().await.unwrap_err().to_string();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(8), "took {took:?}");
+    assert!(err.contains("SSL_CERT_FILE"), "{err}");
+    eprintln!("untrusted certificate failed in {took:?}: {err}");
+}
