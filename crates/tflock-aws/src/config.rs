@@ -10,7 +10,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use tflock_core::{ConnectOptions, Error, Target};
 
 /// Query parameters every AWS target accepts.
-pub(crate) const PARAMS: [&str; 3] = ["region", "profile", "endpoint"];
+const PARAMS: [&str; 3] = ["region", "profile", "endpoint"];
 
 /// Region used with a custom endpoint (an emulator, a VPC endpoint) when none is set.
 const ENDPOINT_DEFAULT_REGION: &str = "us-east-1";
@@ -33,13 +33,16 @@ impl Aws {
 }
 
 /// Loads the configuration for one target. `service_env` is the service's own endpoint
-/// variable (`AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL_DYNAMODB`), which the SDK reads.
+/// variable (`AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL_DYNAMODB`), which the SDK reads;
+/// `service_params` the query parameters only that service takes.
 pub(crate) async fn load(
     target: &Target,
     opts: &ConnectOptions,
     service_env: &str,
+    service_params: &[&str],
 ) -> Result<Aws, Error> {
-    target.check_params(&PARAMS)?;
+    let known: Vec<&str> = PARAMS.iter().chain(service_params).copied().collect();
+    target.check_params(&known)?;
     let endpoint = target.param("endpoint").map(str::to_string);
     if let Some(e) = &endpoint {
         match url::Url::parse(e) {

@@ -15,11 +15,17 @@ use tflock_core::{check_breakable, Backend, BreakOptions, Broken, Error, Lock, L
 
 type Item = HashMap<String, AttributeValue>;
 
+/// Parallel scan segments allowed by `?segments=` (DynamoDB allows up to 1,000,000; more
+/// than a few dozen requests at once only adds throttling).
+const MAX_SEGMENTS: i32 = 64;
+
 pub(crate) struct DynamoStore {
     target: String,
     table: String,
     /// Only `LockID`s starting with this (a bucket, `bucket/env:/`), when the target has a path.
     prefix: String,
+    /// Parallel scan segments (`?segments=`, default 1).
+    segments: i32,
     region: String,
     endpoint: Option<String>,
     client: Client,
@@ -33,8 +39,22 @@ impl DynamoStore {
                 target.url
             )));
         }
+        let segments = match target.param("segments") {
+            None => 1,
+            Some(n) => n
+                .parse::<i32>()
+                .ok()
+                .filter(|n| (1..=MAX_SEGMENTS).contains(n))
+                .ok_or_else(|| {
+                    Error::usage(format!(
+                        "{}: ?segments={n} must be a number from 1 to {MAX_SEGMENTS}",
+                        target.url
+                    ))
+                })?,
+        };
         Ok(DynamoStore {
             target: target.url.clone(),
+            segments,
             table: target.host.clone(),
             prefix: target.path.clone(),
             region: aws.region().to_string(),
@@ -56,7 +76,18 @@ impl DynamoStore {
         format!("dynamodb://{}/{lock_id}", self.table)
     }
 
+    /// Every lock row, scanning `segments` segments in parallel.
     async fn scan(&self) -> Result<Vec<Item>, Error> {
+        if self.segments == 1 {
+            return self.scan_segment(None).await;
+        }
+        let parts =
+            futures::future::try_join_all((0..self.segments).map(|s| self.scan_segment(Some(s))))
+                .await?;
+        Ok(parts.into_iter().flatten().collect())
+    }
+
+    async fn scan_segment(&self, segment: Option<i32>) -> Result<Vec<Item>, Error> {
         let mut items = Vec::new();
         let mut start: Option<Item> = None;
         loop {
@@ -68,6 +99,9 @@ impl DynamoStore {
                 .expression_attribute_names("#id", "LockID")
                 .expression_attribute_names("#info", "Info")
                 .set_exclusive_start_key(start.take());
+            if let Some(s) = segment {
+                req = req.segment(s).total_segments(self.segments);
+            }
             req = if self.prefix.is_empty() {
                 req.filter_expression("attribute_exists(#info)")
             } else {

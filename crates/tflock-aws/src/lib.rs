@@ -1,6 +1,7 @@
 //! tflock-aws: the locks of Terraform's s3 backend.
 //!
-//! - `dynamodb://TABLE[/PREFIX]`: lock rows of a `dynamodb_table` (never its digest rows).
+//! - `dynamodb://TABLE[/PREFIX][?segments=N]`: lock rows of a `dynamodb_table` (never its
+//!   digest rows); `segments` splits the scan into N parallel segments for large tables.
 //! - `s3://BUCKET[/PREFIX]`: native lockfiles, `<state key>.tflock` (`use_lockfile`).
 //!
 //! Credentials, region and endpoints come from the standard AWS chain (environment,
@@ -23,11 +24,12 @@ use tflock_core::{ConnectOptions, Error, LockStore, Target};
 pub async fn open(target: &Target, opts: &ConnectOptions) -> Result<Arc<dyn LockStore>, Error> {
     match target.scheme.as_str() {
         "dynamodb" => {
-            let aws = config::load(target, opts, "AWS_ENDPOINT_URL_DYNAMODB").await?;
+            let aws =
+                config::load(target, opts, "AWS_ENDPOINT_URL_DYNAMODB", &["segments"]).await?;
             Ok(Arc::new(dynamodb::DynamoStore::new(target, &aws)?))
         }
         "s3" => {
-            let aws = config::load(target, opts, "AWS_ENDPOINT_URL_S3").await?;
+            let aws = config::load(target, opts, "AWS_ENDPOINT_URL_S3", &[]).await?;
             Ok(Arc::new(s3::S3Store::new(target, &aws, opts)?))
         }
         other => Err(Error::usage(format!(

@@ -573,6 +573,51 @@ async fn dynamodb_digest_rows_workspaces_and_prefix() {
     assert_eq!(locks[0].id, info.id);
 }
 
+/// `?segments=N` scans in parallel and still finds every lock row once.
+#[tokio::test]
+async fn dynamodb_parallel_scan_segments() {
+    let Some(f) = dynamo_fixture().await else {
+        return;
+    };
+    let p = f.fresh("segments").await;
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let ws = format!("ws{i}");
+        ids.push(
+            p.hold(&ws, &sample_info("OperationTypePlan", &p.lock_id(&ws)))
+                .await,
+        );
+    }
+    let store = open(&format!(
+        "dynamodb://{}?segments=4&endpoint={}",
+        p.table, p.c.endpoint
+    ))
+    .await;
+    let mut got: Vec<String> = store
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.id)
+        .collect();
+    got.sort();
+    ids.sort();
+    assert_eq!(got, ids);
+    for bad in ["0", "65", "x"] {
+        let err = open_with(
+            &format!(
+                "dynamodb://{}?segments={bad}&endpoint={}",
+                p.table, p.c.endpoint
+            ),
+            &ConnectOptions::default(),
+        )
+        .await
+        .err()
+        .unwrap();
+        assert_eq!(err.exit_code(), 2, "{err}");
+    }
+}
+
 /// Objects that are not `.tflock` are never listed; a prefix scopes the listing; a
 /// lockfile without an ID is listed with the reason and breakable by location.
 #[tokio::test]
