@@ -1,6 +1,8 @@
-//! Command-line definitions: the one place flags are declared and documented.
+//! Command-line definitions: the one place flags are declared and documented. `--help`,
+//! `tflock man` and `tflock completions` are all generated from these.
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -8,13 +10,21 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     version,
     about = "Find, explain and safely break Terraform / OpenTofu state locks",
     after_help = "Targets: a directory (local backend), file://DIR, dynamodb://TABLE, s3://BUCKET[/PREFIX], \
-azblob://ACCOUNT/CONTAINER[/PREFIX], gs://BUCKET[/PREFIX]. Default: the current directory.\n\
-Exit codes: 0 ok, 1 operational error, 2 usage error, 3 no such lock, 4 refused or changed since read."
+azblob://ACCOUNT/CONTAINER[/PREFIX], gs://BUCKET[/PREFIX]. With no target, the Terraform working directory \
+(--dir, default .) is read: its initialised backend, else its backend block, else the local backend.\n\
+Exit codes: 0 ok, 1 operational error (or some targets failed), 2 usage error, 3 no such lock, \
+4 refused or changed since read, 5 stale locks found (list --exit-code) or wait timed out."
 )]
 pub struct Cli {
-    /// Give up on a backend request after this long (e.g. 10s, 1m).
-    #[arg(long, global = true, default_value = "10s", value_name = "DUR")]
-    pub timeout: String,
+    /// Give up on one backend request after this long (e.g. 10s, 1m).
+    #[arg(
+        long,
+        global = true,
+        default_value = "10s",
+        value_name = "DUR",
+        env = "TFLOCK_REQUEST_TIMEOUT"
+    )]
+    pub request_timeout: String,
     /// How many per-lock reads run at once.
     #[arg(long, global = true, default_value_t = 16, value_name = "N")]
     pub concurrency: usize,
@@ -28,8 +38,17 @@ pub enum Command {
     List(ListArgs),
     /// Show everything known about one lock, by ID or state path.
     Inspect(InspectArgs),
-    /// Remove exactly one lock, only if it is still the lock that was read.
+    /// Remove exactly one lock (--id) or every stale one (--stale), only if each is still the lock that was read.
     Break(BreakArgs),
+    /// Wait until a lock is gone (exit 0) or the timeout passes (exit 5).
+    Wait(WaitArgs),
+    /// Print a shell completion script.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    Man,
 }
 
 #[derive(Debug, Args)]
@@ -38,6 +57,15 @@ pub struct TargetArgs {
     /// azblob://ACCOUNT/CONTAINER[/PREFIX], gs://BUCKET[/PREFIX].
     #[arg(short = 't', long = "target", value_name = "TARGET")]
     pub targets: Vec<String>,
+    /// Targets from the config file, by name (repeatable; default: all of them).
+    #[arg(short = 'T', long = "target-name", value_name = "NAME")]
+    pub names: Vec<String>,
+    /// Config file naming targets (default: ./tflock.toml, else $XDG_CONFIG_HOME/tflock/config.toml).
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Terraform working directory whose backend is used when no target is given.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
     /// A lock whose holder cannot be seen counts as stale once it is this old.
     #[arg(long, default_value = "1h", value_name = "DUR")]
     pub stale_after: String,
@@ -59,6 +87,12 @@ pub struct ListArgs {
     /// Same as --output json.
     #[arg(long)]
     pub json: bool,
+    /// Only locks at least this old.
+    #[arg(long, value_name = "DUR")]
+    pub older_than: Option<String>,
+    /// Exit 5 when any listed lock is stale (for monitors and cron).
+    #[arg(long)]
+    pub exit_code: bool,
 }
 
 #[derive(Debug, Args)]
@@ -74,10 +108,20 @@ pub struct InspectArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(group(ArgGroup::new("which").required(true).args(["id", "stale"])))]
 pub struct BreakArgs {
     /// The ID of the lock to break (as `tflock list` or Terraform printed it).
     #[arg(long, value_name = "ID")]
-    pub id: String,
+    pub id: Option<String>,
+    /// Break every stale lock in the targets (see --older-than, --max).
+    #[arg(long)]
+    pub stale: bool,
+    /// With --stale: only locks at least this old.
+    #[arg(long, value_name = "DUR", requires = "stale")]
+    pub older_than: Option<String>,
+    /// With --stale: refuse to run when more than N locks would be broken.
+    #[arg(long, value_name = "N", requires = "stale")]
+    pub max: Option<usize>,
     #[command(flatten)]
     pub targets: TargetArgs,
     /// Do not ask for confirmation.
@@ -89,4 +133,23 @@ pub struct BreakArgs {
     /// Also break a lease that carries no Terraform lock metadata (Azure).
     #[arg(long)]
     pub force_foreign: bool,
+    /// Append one JSON line per break attempt here (default: $TFLOCK_AUDIT_LOG, else
+    /// $XDG_STATE_HOME/tflock/audit.jsonl).
+    #[arg(long, value_name = "FILE")]
+    pub audit_log: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// The ID of the lock to wait for.
+    #[arg(long, value_name = "ID")]
+    pub id: String,
+    #[command(flatten)]
+    pub targets: TargetArgs,
+    /// Give up after this long (exit 5).
+    #[arg(long, default_value = "10m", value_name = "DUR")]
+    pub timeout: String,
+    /// How often to look.
+    #[arg(long, default_value = "5s", value_name = "DUR")]
+    pub interval: String,
 }

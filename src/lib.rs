@@ -2,8 +2,11 @@
 //! map every outcome to an exit code. Backends live in `crates/`; this crate never names
 //! a cloud SDK type.
 
+mod audit;
 pub mod cli;
 mod commands;
+mod config;
+mod discover;
 mod duration;
 mod render;
 pub mod targets;
@@ -24,6 +27,8 @@ pub struct Io<'a> {
     pub interactive: bool,
     /// Colours in the table (a terminal, and NO_COLOR unset).
     pub color: bool,
+    /// A progress line on stderr while slow listings run (stderr is a terminal).
+    pub progress: bool,
 }
 
 /// Runs one tflock command and returns its exit code.

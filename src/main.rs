@@ -5,6 +5,7 @@ fn main() {
     let interactive = stdin.is_terminal() && std::io::stderr().is_terminal();
     let color = std::io::stdout().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let progress = std::io::stderr().is_terminal();
     let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr());
     let mut input = stdin.lock();
     let mut io = tflock::Io {
@@ -13,6 +14,7 @@ fn main() {
         input: &mut input,
         interactive,
         color,
+        progress,
     };
     let code = tflock::run(std::env::args_os(), &mut io, &tflock::DefaultResolver);
     std::process::exit(code);

@@ -31,15 +31,21 @@ fn short_id(id: &str) -> &str {
     }
 }
 
-pub fn table(entries: &[Entry], ctx: &Ctx, color: bool) -> String {
+pub fn table<E: std::borrow::Borrow<Entry>>(entries: &[E], ctx: &Ctx, color: bool) -> String {
+    let discovered = entries.iter().any(|e| e.borrow().current.is_some());
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Disabled);
     if !color {
         t.force_no_tty();
     }
-    t.set_header(["BACKEND", "PATH", "ID", "OPERATION", "WHO", "AGE", "STATUS"]);
+    let mut header = vec!["BACKEND", "PATH", "ID", "OPERATION", "WHO", "AGE", "STATUS"];
+    if discovered {
+        header.insert(2, "WORKSPACE");
+    }
+    t.set_header(header);
     for e in entries {
+        let e = e.borrow();
         let l = e.lock();
         let info = l.info.as_ref();
         let status = ctx.status(l);
@@ -51,7 +57,7 @@ pub fn table(entries: &[Entry], ctx: &Ctx, color: bool) -> String {
         if color {
             status_cell = status_cell.fg(status_color(status));
         }
-        t.add_row(vec![
+        let mut row = vec![
             Cell::new(e.backends()),
             Cell::new(if l.path.is_empty() {
                 &l.location
@@ -63,7 +69,19 @@ pub fn table(entries: &[Entry], ctx: &Ctx, color: bool) -> String {
             Cell::new(info.map(|i| i.who.as_str()).unwrap_or("?")),
             Cell::new(age(e, ctx)),
             status_cell,
-        ]);
+        ];
+        if discovered {
+            let ws = l.workspace.clone().unwrap_or_else(|| "?".into());
+            row.insert(
+                2,
+                Cell::new(if e.current == Some(true) {
+                    format!("{ws} (current)")
+                } else {
+                    ws
+                }),
+            );
+        }
+        t.add_row(row);
     }
     format!("{t}\n")
 }
@@ -79,6 +97,7 @@ pub fn json_value(e: &Entry, ctx: &Ctx) -> Value {
         "id": l.id,
         "aliases": l.aliases,
         "workspace": l.workspace,
+        "current_workspace": e.current,
         "location": l.location,
         "operation": info.map(|i| i.operation.as_str()),
         "who": info.map(|i| i.who.as_str()),

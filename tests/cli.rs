@@ -9,8 +9,26 @@ use tflock::{Io, Resolver};
 use tflock_core::memory::MemoryStore;
 use tflock_core::{Backend, BreakOptions, Broken, ConnectOptions, Error, Lock, LockStore, Target};
 
-#[derive(Default)]
-struct Stores(BTreeMap<String, Arc<dyn LockStore>>);
+struct Stores(BTreeMap<String, Arc<dyn LockStore>>, tempfile::TempDir);
+
+impl Default for Stores {
+    fn default() -> Self {
+        Stores(BTreeMap::new(), tempfile::tempdir().unwrap())
+    }
+}
+
+impl Stores {
+    fn audit_path(&self) -> std::path::PathBuf {
+        self.1.path().join("audit.jsonl")
+    }
+    fn audit(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.audit_path())
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
 
 #[async_trait]
 impl Resolver for Stores {
@@ -37,10 +55,15 @@ fn run_with(stores: &Stores, args: &[&str], input: &str, interactive: bool) -> R
         input: &mut input,
         interactive,
         color: false,
+        progress: false,
     };
-    let argv: Vec<&str> = std::iter::once("tflock")
+    let audit = stores.audit_path().display().to_string();
+    let mut argv: Vec<&str> = std::iter::once("tflock")
         .chain(args.iter().copied())
         .collect();
+    if args.first() == Some(&"break") && !args.contains(&"--audit-log") {
+        argv.extend(["--audit-log", audit.as_str()]);
+    }
     let code = tflock::run(argv, &mut io, stores);
     Run {
         code,
@@ -543,7 +566,11 @@ fn usage_errors_exit_2() {
     assert_eq!(run(&stores, &[]).code, 2);
     assert_eq!(run(&stores, &["break", "-t", "memory://a"]).code, 2);
     assert_eq!(
-        run(&stores, &["list", "--timeout", "0s", "-t", "memory://a"]).code,
+        run(
+            &stores,
+            &["list", "--request-timeout", "0s", "-t", "memory://a"]
+        )
+        .code,
         2
     );
     let r = run(&stores, &["list", "-t", "ftp://x"]);
@@ -563,6 +590,7 @@ fn real_resolver_rejects_unknown_schemes_and_missing_dirs() {
         input: &mut input,
         interactive: false,
         color: false,
+        progress: false,
     };
     let code = tflock::run(
         ["tflock", "list", "-t", "ftp://x"],
@@ -578,6 +606,7 @@ fn real_resolver_rejects_unknown_schemes_and_missing_dirs() {
         input: &mut input,
         interactive: false,
         color: false,
+        progress: false,
     };
     let code = tflock::run(
         ["tflock", "list", "-t", "/nonexistent/dir"],
@@ -588,5 +617,266 @@ fn real_resolver_rejects_unknown_schemes_and_missing_dirs() {
     assert_eq!(
         String::from_utf8_lossy(&err2),
         "error: /nonexistent/dir: cannot open directory (No such file or directory (os error 2))\n"
+    );
+}
+
+fn three_locks() -> (Stores, Arc<MemoryStore>) {
+    let (stores, mem) = one_store("memory://a");
+    mem.hold(
+        "a/old.tflock",
+        &info(
+            "00000000-0000-0000-0000-00000000000a",
+            chrono::Duration::hours(30),
+        )
+        .replace("bucket/app", "a/old"),
+    );
+    mem.hold(
+        "a/mid.tflock",
+        &info(
+            "00000000-0000-0000-0000-00000000000b",
+            chrono::Duration::hours(3),
+        )
+        .replace("bucket/app", "a/mid"),
+    );
+    mem.hold(
+        "a/new.tflock",
+        &info(
+            "00000000-0000-0000-0000-00000000000c",
+            chrono::Duration::minutes(5),
+        )
+        .replace("bucket/app", "a/new"),
+    );
+    (stores, mem)
+}
+
+#[test]
+fn older_than_filters_list_and_exit_code_flags_stale_locks() {
+    let (stores, _) = three_locks();
+    let r = run(
+        &stores,
+        &["list", "-t", "memory://a", "--json", "--older-than", "2h"],
+    );
+    let v: Value = serde_json::from_str(&r.out).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 2, "{}", r.out);
+    let r = run(&stores, &["list", "-t", "memory://a", "--exit-code"]);
+    assert_eq!(r.code, 5, "stale locks exist");
+    let r = run(
+        &stores,
+        &[
+            "list",
+            "-t",
+            "memory://a",
+            "--exit-code",
+            "--stale-after",
+            "2d",
+        ],
+    );
+    assert_eq!(r.code, 0, "nothing older than 2d");
+}
+
+#[test]
+fn break_stale_dry_run_max_and_summary() {
+    let (stores, mem) = three_locks();
+    let r = run(
+        &stores,
+        &["break", "--stale", "-t", "memory://a", "--dry-run", "--yes"],
+    );
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert!(r.out.contains("would break 2 stale lock(s)"), "{}", r.out);
+    assert_eq!(mem.locks().len(), 3);
+    assert!(stores.audit().is_empty(), "dry runs are not audited");
+
+    let r = run(
+        &stores,
+        &[
+            "break",
+            "--stale",
+            "-t",
+            "memory://a",
+            "--yes",
+            "--max",
+            "1",
+        ],
+    );
+    assert_eq!(r.code, 4, "{}", r.err);
+    assert!(r.err.contains("more than --max 1"), "{}", r.err);
+    assert_eq!(mem.locks().len(), 3);
+
+    let r = run(
+        &stores,
+        &[
+            "break",
+            "--stale",
+            "--older-than",
+            "1d",
+            "-t",
+            "memory://a",
+            "--yes",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert!(
+        r.out.contains("broken 1, changed 0, refused 0, failed 0"),
+        "{}",
+        r.out
+    );
+    assert_eq!(mem.locks().len(), 2);
+    let audit = stores.audit();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0]["id"], "00000000-0000-0000-0000-00000000000a");
+    assert_eq!(audit[0]["outcome"], "broken");
+    assert_eq!(audit[0]["lock_info"]["Who"], "ci@runner-1");
+    assert!(audit[0]["operator"].as_str().unwrap().contains('@'));
+
+    let r = run(&stores, &["break", "--stale", "-t", "memory://a"]);
+    assert_eq!(r.code, 4, "no confirmation without a terminal");
+    assert_eq!(mem.locks().len(), 2);
+    let r = run(&stores, &["break", "--stale", "-t", "memory://a", "--yes"]);
+    assert_eq!(r.code, 0);
+    assert_eq!(
+        mem.locks().len(),
+        1,
+        "the fresh lock is not stale and stays"
+    );
+    assert_eq!(stores.audit().len(), 2);
+}
+
+#[test]
+fn break_stale_counts_a_lock_retaken_meanwhile_as_changed() {
+    let mem = Arc::new(MemoryStore::new("memory://a"));
+    mem.hold(
+        "bucket/app/terraform.tfstate.tflock",
+        &info(ID, chrono::Duration::hours(2)),
+    );
+    let mut stores = Stores::default();
+    stores
+        .0
+        .insert("memory://a".into(), Arc::new(Racing(mem.clone())));
+    let r = run(&stores, &["break", "--stale", "-t", "memory://a", "--yes"]);
+    assert_eq!(r.code, 4, "{}", r.err);
+    assert!(
+        r.out.contains("broken 0, changed 1, refused 0, failed 0"),
+        "{}",
+        r.out
+    );
+    assert_eq!(stores.audit()[0]["outcome"], "changed");
+    assert_eq!(mem.locks()[0].id, "77777777-8888-9999-aaaa-bbbbbbbbbbbb");
+}
+
+#[test]
+fn single_break_is_audited_and_unwritable_log_stops_the_break() {
+    let (stores, mem) = stale_store();
+    let r = run(
+        &stores,
+        &[
+            "break",
+            "--id",
+            ID,
+            "-t",
+            "memory://a",
+            "--yes",
+            "--audit-log",
+            "/proc/forbidden/audit.jsonl",
+        ],
+    );
+    assert_eq!(r.code, 1, "{}", r.err);
+    assert!(r.err.contains("cannot write the audit log"), "{}", r.err);
+    assert_eq!(mem.locks().len(), 1, "no audit log, no break");
+    let r = run(&stores, &["break", "--id", ID, "-t", "memory://a", "--yes"]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    let audit = stores.audit();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0]["id"], ID);
+    assert_eq!(audit[0]["target"], "memory://a");
+    assert_eq!(audit[0]["path"], "bucket/app/terraform.tfstate");
+}
+
+#[test]
+fn wait_returns_when_the_lock_is_gone_or_times_out() {
+    let (stores, mem) = stale_store();
+    let r = run(
+        &stores,
+        &[
+            "wait",
+            "--id",
+            ID,
+            "-t",
+            "memory://a",
+            "--timeout",
+            "1s",
+            "--interval",
+            "1s",
+        ],
+    );
+    assert_eq!(r.code, 5, "{}", r.err);
+    assert!(r.err.contains("still held"), "{}", r.err);
+    mem.put(Lock::new(Backend::Memory, "memory://a", "other")); // unrelated
+    let lock = mem.locks().into_iter().find(|l| l.id == ID).unwrap();
+    block_on(mem.break_lock(&lock, &BreakOptions::default())).unwrap();
+    let r = run(
+        &stores,
+        &["wait", "--id", ID, "-t", "memory://a", "--timeout", "5s"],
+    );
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert!(r.out.contains("is gone"));
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+#[test]
+fn config_file_targets_by_name_and_errors_with_line() {
+    let (mut stores, _) = stale_store();
+    let b = Arc::new(MemoryStore::new("memory://b"));
+    stores.0.insert("memory://b".into(), b.clone());
+    let cfg = stores.1.path().join("tflock.toml");
+    std::fs::write(
+        &cfg,
+        "[targets.first]\nurl = \"memory://a\"\n\n[targets.second]\nurl = \"memory://b\"\n",
+    )
+    .unwrap();
+    let c = cfg.display().to_string();
+    let r = run(&stores, &["list", "-c", &c, "--json"]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert_eq!(
+        serde_json::from_str::<Value>(&r.out)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let r = run(&stores, &["list", "-c", &c, "-T", "second", "--json"]);
+    assert_eq!(r.out.trim(), "[]");
+    let r = run(&stores, &["list", "-c", &c, "-T", "third"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.err
+            .contains("no target named \"third\" (it has: first, second)"),
+        "{}",
+        r.err
+    );
+    std::fs::write(&cfg, "[targets.first]\nurl = \"memory://a\"\nregion = [\n").unwrap();
+    let r = run(&stores, &["list", "-c", &c]);
+    assert_eq!(r.code, 2);
+    assert!(r.err.starts_with(&format!("error: {c}:3:")), "{}", r.err);
+}
+
+#[test]
+fn completions_and_man_come_from_the_same_definitions() {
+    let stores = Stores::default();
+    let r = run(&stores, &["completions", "bash"]);
+    assert_eq!(r.code, 0);
+    assert!(r.out.contains("--stale-after") && r.out.contains("--force-foreign"));
+    let r = run(&stores, &["man"]);
+    assert_eq!(r.code, 0);
+    assert!(
+        r.out.contains(".TH tflock"),
+        "{}",
+        &r.out[..200.min(r.out.len())]
     );
 }

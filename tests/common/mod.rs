@@ -75,6 +75,15 @@ impl Workdir {
             ("CHECKPOINT_DISABLE".into(), "1".into()),
             ("TF_IN_AUTOMATION".into(), "1".into()),
             ("TF_INPUT".into(), "0".into()),
+            // tflock's audit log and config stay inside the test directory.
+            (
+                "TFLOCK_AUDIT_LOG".into(),
+                dir.path().join("audit.jsonl").display().to_string(),
+            ),
+            (
+                "XDG_CONFIG_HOME".into(),
+                dir.path().join(".config").display().to_string(),
+            ),
         ];
         Workdir { dir, env }
     }

@@ -9,6 +9,8 @@ pub mod exit {
     pub const USAGE: i32 = 2;
     pub const NO_SUCH_LOCK: i32 = 3;
     pub const REFUSED: i32 = 4;
+    /// `list --exit-code` found a stale lock; `wait` timed out.
+    pub const ATTENTION: i32 = 5;
 }
 
 /// What went wrong, always naming the target it happened on.
