@@ -18,9 +18,13 @@ fn moto() -> Option<String> {
         Ok(v) if !v.is_empty() => Some(v),
         _ => {
             if std::env::var("TFLOCK_REQUIRE_EMULATORS").as_deref() == Ok("1") {
-                panic!("TFLOCK_TEST_MOTO is not set but TFLOCK_REQUIRE_EMULATORS=1 (run scripts/test)");
+                panic!(
+                    "TFLOCK_TEST_MOTO is not set but TFLOCK_REQUIRE_EMULATORS=1 (run scripts/test)"
+                );
             }
-            eprintln!("skipping: TFLOCK_TEST_MOTO is not set (moto not running; scripts/test starts it)");
+            eprintln!(
+                "skipping: TFLOCK_TEST_MOTO is not set (moto not running; scripts/test starts it)"
+            );
             None
         }
     }
@@ -55,6 +59,9 @@ fn curl(args: &[&str]) -> (String, Vec<u8>) {
     )
 }
 
+/// moto checks no signature by default, but needs a credential scope to serve private
+/// objects and to pick the region.
+const S3_AUTH: &str = "Authorization: AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0";
 const DDB_AUTH: &str = "Authorization: AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0";
 
 fn dynamodb(endpoint: &str, op: &str, body: &str) -> serde_json::Value {
@@ -71,7 +78,11 @@ fn dynamodb(endpoint: &str, op: &str, body: &str) -> serde_json::Value {
         body,
         endpoint,
     ]);
-    assert!(head.starts_with("HTTP/1.1 200"), "{op}: {head}{}", String::from_utf8_lossy(&out));
+    assert!(
+        head.starts_with("HTTP/1.1 200"),
+        "{op}: {head}{}",
+        String::from_utf8_lossy(&out)
+    );
     serde_json::from_slice(&out).unwrap()
 }
 
@@ -84,7 +95,7 @@ struct Moto {
 impl Moto {
     fn new(endpoint: &str, with_table: bool) -> Moto {
         let bucket = unique("b");
-        let (head, _) = curl(&["-X", "PUT", &format!("{endpoint}/{bucket}")]);
+        let (head, _) = curl(&["-H", S3_AUTH, "-X", "PUT", &format!("{endpoint}/{bucket}")]);
         assert!(head.starts_with("HTTP/1.1 200"), "create bucket: {head}");
         let table = with_table.then(|| {
             let t = unique("t");
@@ -139,21 +150,33 @@ impl Moto {
     /// lock row (all attributes): what tflock must never change.
     fn untouchables(&self) -> String {
         let mut out = Vec::new();
-        let (_, listing) = curl(&[&format!("{}/{}?list-type=2", self.endpoint, self.bucket)]);
+        let (head, listing) = curl(&[
+            "-H",
+            S3_AUTH,
+            &format!("{}/{}?list-type=2", self.endpoint, self.bucket),
+        ]);
+        assert!(head.starts_with("HTTP/1.1 200"), "list: {head}");
         let listing = String::from_utf8_lossy(&listing).into_owned();
         for part in listing.split("<Key>").skip(1) {
             let key = &part[..part.find("</Key>").unwrap()];
             if key.ends_with(".tflock") {
                 continue;
             }
-            let (head, body) = curl(&[&format!("{}/{}/{key}", self.endpoint, self.bucket)]);
+            let (head, body) = curl(&[
+                "-H",
+                S3_AUTH,
+                &format!("{}/{}/{key}", self.endpoint, self.bucket),
+            ]);
+            assert!(head.starts_with("HTTP/1.1 200"), "get {key}: {head}");
             let etag = head
                 .lines()
                 .find(|l| l.to_ascii_lowercase().starts_with("etag:"))
                 .unwrap_or("")
                 .trim()
                 .to_string();
-            out.push(format!("object {key} {etag} {body:?}"));
+            // State JSON is text; show it as such (any byte difference still shows).
+            let text = String::from_utf8_lossy(&body);
+            out.push(format!("object {key} {etag} {} {text:?}", body.len()));
         }
         if let Some(t) = &self.table {
             let scan = dynamodb(
@@ -188,6 +211,8 @@ impl Moto {
 
     fn lockfile_exists(&self, key: &str) -> bool {
         let (head, _) = curl(&[
+            "-H",
+            S3_AUTH,
             "-I",
             &format!("{}/{}/{key}.tflock", self.endpoint, self.bucket),
         ]);
@@ -254,15 +279,23 @@ fn round_trip(endpoint: &str, dynamodb_table: bool, use_lockfile: bool, workspac
     let id = lock_id_in(&out).expect("terraform printed the lock ID");
     let before = moto.untouchables();
     assert!(before.contains(&format!("object {state_key} ")), "{before}");
+    // Real bytes were compared (a state with its lineage), not error pages.
+    assert!(before.contains("lineage"), "{before}");
     if dynamodb_table {
-        assert!(before.contains(&format!("{}/{state_key}-md5", moto.bucket)), "{before}");
+        assert!(
+            before.contains(&format!("{}/{state_key}-md5", moto.bucket)),
+            "{before}"
+        );
     }
 
     let locks = wd.tflock_list_json(&targets);
     assert_eq!(locks.len(), 1, "{locks:#?}");
     let lock = &locks[0];
     assert_eq!(lock["id"], id.as_str(), "{lock:#?}");
-    assert_eq!(lock["path"], format!("{}/{state_key}", moto.bucket).as_str());
+    assert_eq!(
+        lock["path"],
+        format!("{}/{state_key}", moto.bucket).as_str()
+    );
     assert_eq!(lock["workspace"], workspace.unwrap_or("default"));
     assert_eq!(lock["operation"], "OperationTypeApply");
     assert!(lock["info_error"].is_null(), "{lock:#?}");
@@ -281,13 +314,22 @@ fn round_trip(endpoint: &str, dynamodb_table: bool, use_lockfile: bool, workspac
     }
     assert_eq!(locations, want, "{lock:#?}");
 
-    let wrong = run(&["break", "--id", "00000000-0000-0000-0000-000000000000", "--yes"]);
+    let wrong = run(&[
+        "break",
+        "--id",
+        "00000000-0000-0000-0000-000000000000",
+        "--yes",
+    ]);
     assert_eq!(code(&wrong), 3, "{}", combined(&wrong));
 
     let dry = run(&["break", "--id", &id, "--dry-run"]);
     assert_eq!(code(&dry), 0, "{}", combined(&dry));
     assert!(combined(&dry).contains("Dry run"), "{}", combined(&dry));
-    assert_eq!(wd.tflock_list_json(&targets).len(), 1, "dry run removed the lock");
+    assert_eq!(
+        wd.tflock_list_json(&targets).len(),
+        1,
+        "dry run removed the lock"
+    );
     assert_eq!(moto.lock_rows(), usize::from(dynamodb_table));
     assert_eq!(moto.lockfile_exists(&state_key), use_lockfile);
 
@@ -296,7 +338,11 @@ fn round_trip(endpoint: &str, dynamodb_table: bool, use_lockfile: bool, workspac
     assert_eq!(moto.lock_rows(), 0);
     assert!(!moto.lockfile_exists(&state_key));
     assert!(wd.tflock_list_json(&targets).is_empty());
-    assert_eq!(moto.untouchables(), before, "tflock changed state or digest");
+    assert_eq!(
+        moto.untouchables(),
+        before,
+        "tflock changed state or digest"
+    );
 
     // The same break again: the lock is gone, nothing matches.
     let again = run(&["break", "--id", &id, "--yes"]);
@@ -342,12 +388,21 @@ fn no_region_is_a_clear_usage_error() {
         .env_remove("AWS_ENDPOINT_URL")
         .env_remove("AWS_ENDPOINT_URL_S3")
         .env("AWS_CONFIG_FILE", "/nonexistent/tflock-aws-config")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/tflock-aws-credentials")
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/tflock-aws-credentials",
+        )
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .output()
         .unwrap();
     let text = combined(&out);
     assert_eq!(code(&out), 2, "{text}");
-    assert!(text.contains("s3://some-bucket: no AWS region configured"), "{text}");
-    assert!(text.contains("AWS_REGION") && text.contains("?region="), "{text}");
+    assert!(
+        text.contains("s3://some-bucket: no AWS region configured"),
+        "{text}"
+    );
+    assert!(
+        text.contains("AWS_REGION") && text.contains("?region="),
+        "{text}"
+    );
 }
