@@ -56,7 +56,7 @@ pub(crate) fn storage(target: &str, what: &str, e: &azure_core::Error) -> Error 
             "the endpoint's TLS certificate is not trusted: set SSL_CERT_FILE to a PEM bundle that includes its CA"
         }
         _ => {
-            "check that the endpoint is reachable (?endpoint= on the target, HTTPS_PROXY/NO_PROXY) or raise --timeout"
+            "check that the endpoint is reachable (?endpoint= on the target, HTTPS_PROXY/NO_PROXY) or raise --request-timeout"
         }
     };
     Error::backend(target, format!("{what}: {cause}")).with_hint(hint)
@@ -67,7 +67,10 @@ fn hint_for(code: &str) -> &'static str {
         "AuthenticationFailed" => {
             "the request signature was refused: check the account key (ARM_ACCESS_KEY) and that the account name matches it"
         }
-        "AuthorizationFailure" | "AuthorizationPermissionMismatch" | "InsufficientAccountPermissions" => {
+        "AuthorizationFailure" => {
+            "the request was refused: check the account key or SAS for this account; Entra ID needs the Storage Blob Data Contributor role"
+        }
+        "AuthorizationPermissionMismatch" | "InsufficientAccountPermissions" => {
             "the credential may not do this: Entra ID needs the Storage Blob Data Contributor role; a SAS needs read, write and list permissions"
         }
         "ContainerNotFound" => "check the container name in azblob://ACCOUNT/CONTAINER",
