@@ -53,14 +53,14 @@ where
         }
         SdkError::TimeoutError(_) => (
             "timed out".to_string(),
-            Some("check the endpoint and the network, or raise --timeout".to_string()),
+            Some("check the endpoint and the network, or raise --request-timeout".to_string()),
         ),
         SdkError::DispatchFailure(d) => {
             let text = causes(err);
             let hint = if text.contains("credentials") || text.contains("identity") {
                 "configure AWS credentials: AWS_PROFILE or ?profile=, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or `aws sso login`"
             } else if d.is_timeout() {
-                "the endpoint did not answer in time: check the endpoint and the network, or raise --timeout"
+                "the endpoint did not answer in time: check the endpoint and the network, or raise --request-timeout"
             } else {
                 "cannot reach the endpoint: check AWS_ENDPOINT_URL / ?endpoint=, the region and the network"
             };
@@ -221,7 +221,7 @@ mod tests {
         );
         let e = sdk_error(&call(), &err);
         assert!(
-            e.to_string().contains("timed out") && e.to_string().contains("--timeout"),
+            e.to_string().contains("timed out") && e.to_string().contains("--request-timeout"),
             "{e}"
         );
     }

@@ -787,7 +787,7 @@ async fn silent_endpoint_times_out() {
         eprintln!("{took:?}: {text}");
         assert!(took < Duration::from_secs(4), "took {took:?}: {text}");
         assert!(
-            text.contains("timed out") && text.contains("--timeout"),
+            text.contains("timed out") && text.contains("--request-timeout"),
             "{text}"
         );
     }
