@@ -116,7 +116,8 @@ pub struct BreakArgs {
     /// Break every stale lock in the targets (see --older-than, --max).
     #[arg(long)]
     pub stale: bool,
-    /// With --stale: only locks at least this old.
+    /// With --stale: locks at least this old whose holder cannot be seen count as stale
+    /// (overrides --stale-after for this run).
     #[arg(long, value_name = "DUR", requires = "stale")]
     pub older_than: Option<String>,
     /// With --stale: refuse to run when more than N locks would be broken.

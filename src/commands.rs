@@ -625,8 +625,12 @@ async fn break_stale(
     resolver: &dyn Resolver,
     opts: &ConnectOptions,
 ) -> Result<i32, Error> {
-    let ctx = ctx(&args.targets)?;
+    let mut ctx = ctx(&args.targets)?;
     let min_age = older_than(args.older_than.as_deref())?;
+    // --older-than is the operator saying how old is stale for this run.
+    if let Some(min) = min_age {
+        ctx.stale_after = min;
+    }
     let listing = list_all(&args.targets, io, resolver, opts).await?;
     let chosen: Vec<&Entry> = listing
         .entries
