@@ -29,7 +29,8 @@ fn require_gcs() -> Option<String> {
 fn http(base: &str, method: &str, path: &str, body: &str) -> (u16, String) {
     let host = base.trim_start_matches("http://");
     let mut conn = TcpStream::connect(host).expect("connect to fake-gcs-server");
-    conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let req = format!(
         "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
@@ -126,7 +127,10 @@ fn gcs_lock_killed_then_broken_by_generation() {
     wd.apply();
     let state = "team/app/default.tfstate";
     let lock_object = "team/app/default.tflock";
-    assert!(generation(&base, &bucket, state).is_some(), "apply wrote no state");
+    assert!(
+        generation(&base, &bucket, state).is_some(),
+        "apply wrote no state"
+    );
 
     wd.start_holding_apply().kill9();
     let (ok, out) = wd.plan();
@@ -152,7 +156,10 @@ fn gcs_lock_killed_then_broken_by_generation() {
         lock["location"],
         format!("gs://{bucket}/{lock_object}").as_str()
     );
-    assert_eq!(lock["path"], format!("gs://{bucket}/{lock_object}").as_str());
+    assert_eq!(
+        lock["path"],
+        format!("gs://{bucket}/{lock_object}").as_str()
+    );
     assert_eq!(
         lock["details"]["state_object"],
         format!("gs://{bucket}/{state}").as_str()

@@ -199,7 +199,7 @@ impl Conn {
                 self.endpoint,
                 self.timeout.as_secs_f32()
             ))
-            .with_hint("check the endpoint and the network, or raise --timeout"),
+            .with_hint("check the endpoint and the network, or raise --request-timeout"),
             GcsError::HttpClient(re) if re.is_connect() => msg(format!(
                 "cannot connect to {} ({})",
                 self.endpoint,
