@@ -46,8 +46,9 @@ enum Rule {
 impl Scope {
     /// The workspace of `lock` when it belongs to this backend configuration.
     pub fn workspace_of(&self, lock: &Lock) -> Option<String> {
+        // Azure: the blob name (OpenTofu >= 1.11 writes Path as the full blob URL).
         let subject = match self.rule {
-            Rule::Azure { .. } => &lock.path,
+            Rule::Azure { .. } => lock.details.get("blob")?,
             _ => &lock.location,
         };
         let rest = subject.strip_prefix(&self.base)?;
@@ -332,7 +333,7 @@ fn targets_for(
             }
             Ok(vec![Discovered {
                 target: target(format!("azblob://{account}/{container}"), params),
-                scope: Some(Scope { base: format!("{container}/"), rule: Rule::Azure { key } }),
+                scope: Some(Scope { base: String::new(), rule: Rule::Azure { key } }),
             }])
         }
         other => Err(Error::usage(format!(
@@ -346,9 +347,9 @@ mod tests {
     use super::*;
     use tflock_core::Backend;
 
-    fn lock(backend: Backend, location: &str, path: &str) -> Lock {
+    fn lock(backend: Backend, location: &str, blob: &str) -> Lock {
         let mut l = Lock::new(backend, "t", location);
-        l.path = path.into();
+        l.details.insert("blob".into(), blob.into());
         l
     }
 
@@ -472,18 +473,18 @@ mod tests {
         let scope = d.targets[0].scope.as_ref().unwrap();
         assert_eq!(
             scope
-                .workspace_of(&lock(Backend::Azure, "x", "tfstate/prod.tfstate"))
+                .workspace_of(&lock(Backend::Azure, "x", "prod.tfstate"))
                 .as_deref(),
             Some("default")
         );
         assert_eq!(
             scope
-                .workspace_of(&lock(Backend::Azure, "x", "tfstate/prod.tfstateenv:dev"))
+                .workspace_of(&lock(Backend::Azure, "x", "prod.tfstateenv:dev"))
                 .as_deref(),
             Some("dev")
         );
         assert_eq!(
-            scope.workspace_of(&lock(Backend::Azure, "x", "tfstate/other.tfstate")),
+            scope.workspace_of(&lock(Backend::Azure, "x", "other.tfstate")),
             None
         );
     }

@@ -739,6 +739,21 @@ fn break_stale_dry_run_max_and_summary() {
         "the fresh lock is not stale and stays"
     );
     assert_eq!(stores.audit().len(), 2);
+    // --older-than 0s: every lock whose holder cannot be seen counts as stale.
+    let r = run(
+        &stores,
+        &[
+            "break",
+            "--stale",
+            "--older-than",
+            "0s",
+            "-t",
+            "memory://a",
+            "--yes",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert!(mem.locks().is_empty());
 }
 
 #[test]
