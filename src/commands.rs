@@ -23,6 +23,9 @@ pub struct Entry {
 pub struct Half {
     pub store: Arc<dyn LockStore>,
     pub lock: Lock,
+    /// How to name its target on a command line (`-t '...'`, `-T name`, or nothing in the
+    /// working directory it was discovered from).
+    pub selector: String,
 }
 
 impl Entry {
@@ -110,7 +113,9 @@ fn write_out(io: &mut Io<'_>, text: &str) -> Result<(), Error> {
 
 /// The targets of one command, and how discovered locks are scoped.
 struct Resolved {
-    targets: Vec<(Target, Option<Scope>)>,
+    /// Each target, the scope of its locks (discovery), and how to name it again on a
+    /// command line (for the printed `tflock break` command).
+    targets: Vec<(Target, Option<Scope>, String)>,
     current_workspace: Option<String>,
 }
 
@@ -134,7 +139,7 @@ fn is_terraform_dir(dir: &std::path::Path) -> bool {
 fn resolve(args: &TargetArgs) -> Result<Resolved, Error> {
     let mut targets = Vec::new();
     for t in &args.targets {
-        targets.push((Target::parse(t)?, None));
+        targets.push((Target::parse(t)?, None, format!("-t '{t}'")));
     }
     let explicit_config = !args.names.is_empty() || args.config.is_some();
     if !targets.is_empty() || explicit_config {
@@ -147,7 +152,7 @@ fn resolve(args: &TargetArgs) -> Result<Resolved, Error> {
                     "-T names a target of the config file, but there is none (./tflock.toml, $XDG_CONFIG_HOME/tflock/config.toml, or -c FILE)",
                 ));
             };
-            targets.extend(named(&path, &args.names)?);
+            targets.extend(named(&path, &args.names, args.config.is_some())?);
         }
         return Ok(Resolved {
             targets,
@@ -163,31 +168,48 @@ fn resolve(args: &TargetArgs) -> Result<Resolved, Error> {
     if dir.is_none() {
         if let Some(path) = config::locate(None)? {
             return Ok(Resolved {
-                targets: named(&path, &[])?,
+                targets: named(&path, &[], false)?,
                 current_workspace: None,
             });
         }
     }
     let found = discover::discover(dir.as_deref().unwrap_or(&cwd))?;
+    let selector = match &args.dir {
+        Some(d) => format!("--dir '{}'", d.display()),
+        None => String::new(),
+    };
     Ok(Resolved {
         targets: found
             .targets
             .into_iter()
-            .map(|d| (d.target, d.scope))
+            .map(|d| (d.target, d.scope, selector.clone()))
             .collect(),
         current_workspace: Some(found.current_workspace),
     })
 }
 
-fn named(path: &std::path::Path, names: &[String]) -> Result<Vec<(Target, Option<Scope>)>, Error> {
+fn named(
+    path: &std::path::Path,
+    names: &[String],
+    explicit: bool,
+) -> Result<Vec<(Target, Option<Scope>, String)>, Error> {
     let all = config::load(path)?;
+    let config = if explicit {
+        format!("-c '{}' ", path.display())
+    } else {
+        String::new()
+    };
+    let selector = |n: &str| format!("{config}-T '{n}'");
     if names.is_empty() {
-        return Ok(all.into_values().map(|t| (t, None)).collect());
+        return Ok(all
+            .into_iter()
+            .map(|(n, t)| (t, None, selector(&n)))
+            .collect());
     }
     names
         .iter()
         .map(|n| match all.get(n) {
-            Some(t) => Ok((t.clone(), None)),
+            Some(t) => Ok((t.clone(), None, selector(n))),
             None => Err(Error::usage(format!(
                 "{}: no target named {n:?} (it has: {})",
                 path.display(),
@@ -214,7 +236,7 @@ fn ctx(args: &TargetArgs) -> Result<Ctx, Error> {
 }
 
 /// Opens and lists every target concurrently. A target that fails is reported on stderr
-/// and counted; the others are still listed. `quiet` drops the warnings (wait polls).
+/// and counted; the others are still listed.
 async fn list_all(
     args: &TargetArgs,
     io: &mut Io<'_>,
@@ -225,9 +247,9 @@ async fn list_all(
     let texts: Vec<String> = resolved
         .targets
         .iter()
-        .map(|(t, _)| t.url.clone())
+        .map(|(t, _, _)| t.url.clone())
         .collect();
-    let all = futures::future::join_all(resolved.targets.iter().map(|(t, _)| async move {
+    let all = futures::future::join_all(resolved.targets.iter().map(|(t, _, _)| async move {
         let store = resolver.open(t, opts).await?;
         let locks = store.list().await?;
         Ok::<_, Error>((store, locks))
@@ -236,7 +258,7 @@ async fn list_all(
     let mut halves = Vec::new();
     let mut failed = 0;
     let mut first_error = None;
-    for (r, (_, scope)) in results.into_iter().zip(&resolved.targets) {
+    for (r, (_, scope, selector)) in results.into_iter().zip(&resolved.targets) {
         match r {
             Ok((store, locks)) => {
                 for mut lock in locks {
@@ -249,6 +271,7 @@ async fn list_all(
                     halves.push(Half {
                         store: store.clone(),
                         lock,
+                        selector: selector.clone(),
                     });
                 }
             }
@@ -431,10 +454,32 @@ fn not_found(what: &str, query: &str, listing: &Listing) -> Error {
             listing.failed
         ));
     }
+    msg.push_str(gcs_id_hint(&listing.targets, query));
     Error::no_such_lock(
         listing.targets.join(", "),
         msg + "; run `tflock list` to see the IDs",
     )
+}
+
+/// A gcs lock's ID is its object generation, a number; people paste the UUID instead.
+fn gcs_id_hint(targets: &[String], query: &str) -> &'static str {
+    let gcs = targets.iter().any(|t| t.starts_with("gs://"));
+    if gcs && !query.bytes().all(|b| b.is_ascii_digit()) {
+        " (gcs lock IDs are object generations, numbers, as terraform force-unlock takes them; the LockInfo ID inside a lock works as an alias)"
+    } else {
+        ""
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn gcs_ids_are_numbers() {
+        let gs = ["gs://b".to_string()];
+        assert!(super::gcs_id_hint(&gs, "abc-def").contains("object generations"));
+        assert_eq!(super::gcs_id_hint(&gs, "1795691440789684"), "");
+        assert_eq!(super::gcs_id_hint(&["s3://b".to_string()], "abc"), "");
+    }
 }
 
 async fn inspect(

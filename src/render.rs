@@ -201,17 +201,20 @@ pub fn details(e: &Entry, ctx: &Ctx) -> String {
     s
 }
 
-/// The exact command that breaks this lock.
+/// The exact command that breaks this lock, naming its targets the way they were found.
 pub fn break_hint(e: &Entry) -> String {
     let l = e.lock();
     let id = if l.id.is_empty() { &l.location } else { &l.id };
-    let targets: Vec<String> = e
-        .halves
-        .iter()
-        .map(|h| format!(" -t '{}'", h.lock.target))
-        .collect();
-    format!(
-        "Break it with:\n  tflock break --id '{id}'{}\n",
-        targets.join("")
-    )
+    let mut selectors: Vec<&str> = Vec::new();
+    for h in &e.halves {
+        if !h.selector.is_empty() && !selectors.contains(&h.selector.as_str()) {
+            selectors.push(&h.selector);
+        }
+    }
+    let mut cmd = format!("tflock break --id '{id}'");
+    for s in selectors {
+        cmd.push(' ');
+        cmd.push_str(s);
+    }
+    format!("Break it with:\n  {cmd}\n")
 }
