@@ -142,11 +142,9 @@ pub fn details(e: &Entry, ctx: &Ctx) -> String {
         line(&mut s, "Target:", &h.lock.target);
         line(&mut s, "Location:", &h.lock.location);
     }
-    line(
-        &mut s,
-        "State:",
-        if l.path.is_empty() { "?" } else { &l.path },
-    );
+    // gcs names the lock object in Path; the state object beside it is what people know.
+    let state = l.details.get("state_object").unwrap_or(&l.path);
+    line(&mut s, "State:", if state.is_empty() { "?" } else { state });
     if let Some(ws) = &l.workspace {
         line(&mut s, "Workspace:", ws);
     }
