@@ -266,7 +266,8 @@ async fn list_all(
                         let Some(ws) = scope.workspace_of(&lock) else {
                             continue;
                         };
-                        lock.workspace.get_or_insert(ws);
+                        // The backend config knows its workspace_key_prefix; the store may not.
+                        lock.workspace = Some(ws);
                     }
                     halves.push(Half {
                         store: store.clone(),
