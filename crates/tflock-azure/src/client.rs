@@ -39,7 +39,21 @@ impl Clients {
                 target.url
             )));
         }
-        target.check_params(&["endpoint"])?;
+        // A secret typed into the URL would be printed wherever the target is shown (the
+        // URL is the target's name); tflock.toml and discovery pass it out of sight.
+        if let Some((base, query)) = target.url.split_once('?') {
+            for secret in ["access_key", "sas_token"] {
+                if query
+                    .split('&')
+                    .any(|kv| kv.split('=').next() == Some(secret))
+                {
+                    return Err(Error::usage(format!(
+                        "{base}: ?{secret}= on the URL would be shown in output and the audit log; set it in tflock.toml ({secret} = \"...\") or use ARM_ACCESS_KEY / ARM_SAS_TOKEN"
+                    )));
+                }
+            }
+        }
+        target.check_params(&["endpoint", "access_key", "sas_token"])?;
         let account = target.host.trim().to_string();
         let (container, prefix) = match target.path.split_once('/') {
             Some((c, p)) => (c.to_string(), p.to_string()),
@@ -52,7 +66,12 @@ impl Clients {
             )));
         }
         let usage = |m: String| Error::usage(format!("{}: {m}", target.url));
-        let creds = credentials::resolve(&account, target.param("endpoint"), env).map_err(usage)?;
+        let given = credentials::Given {
+            endpoint: target.param("endpoint"),
+            access_key: target.param("access_key"),
+            sas_token: target.param("sas_token"),
+        };
+        let creds = credentials::resolve(&account, given, env).map_err(usage)?;
         let mut client_options = transport::client_options(opts, env).map_err(usage)?;
 
         let mut container_url = creds.endpoint.clone();

@@ -1,7 +1,9 @@
 //! Which credential and endpoint to use, decided from the environment the way an operator
 //! who runs Terraform's azurerm backend or the az CLI expects.
 //!
-//! Order: `AZURE_STORAGE_CONNECTION_STRING`; account key (`ARM_ACCESS_KEY`,
+//! Order: the target's own `access_key` / `sas_token` options (set from the user's
+//! `backend "azurerm"` block by discovery, or in tflock.toml);
+//! `AZURE_STORAGE_CONNECTION_STRING`; account key (`ARM_ACCESS_KEY`,
 //! `AZURE_STORAGE_KEY`); SAS (`ARM_SAS_TOKEN`, `AZURE_STORAGE_SAS_TOKEN`); otherwise Entra
 //! ID, picked like azurerm does: client secret, then OIDC / workload identity, then managed
 //! identity (`ARM_USE_MSI=true`), then the Azure CLI's login.
@@ -166,14 +168,28 @@ fn parse_connection_string(text: &str) -> Result<ConnectionString, String> {
     Ok(cs)
 }
 
-/// Decides credentials and endpoint for `account`. `endpoint` is the target's
-/// `?endpoint=`, which wins over everything else.
+/// What the target itself says: `?endpoint=`, and the `access_key` / `sas_token` options
+/// (the backend block's own settings, which win over the environment as in Terraform).
+#[derive(Default, Clone, Copy)]
+pub(crate) struct Given<'a> {
+    pub endpoint: Option<&'a str>,
+    pub access_key: Option<&'a str>,
+    pub sas_token: Option<&'a str>,
+}
+
+fn nonempty(v: Option<&str>) -> Option<&str> {
+    v.map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// Decides credentials and endpoint for `account`. The target's `?endpoint=` wins over
+/// every other endpoint, its `access_key` / `sas_token` over every other credential.
 pub(crate) fn resolve(
     account: &str,
-    endpoint: Option<&str>,
+    given: Given<'_>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Credentials, String> {
-    let explicit = endpoint
+    let explicit = given
+        .endpoint
         .map(|e| parse_endpoint(e, "?endpoint="))
         .transpose()?;
     let default_endpoint = |suffix: &str, protocol: &str| -> Result<Url, String> {
@@ -182,6 +198,25 @@ pub(crate) fn resolve(
             "the default endpoint",
         )
     };
+    let own = match (nonempty(given.access_key), nonempty(given.sas_token)) {
+        (Some(key), _) => Some((Auth::SharedKey(Secret::new(key.to_string())), "access_key")),
+        (None, Some(sas)) => Some((
+            Auth::Sas(Secret::new(sas.trim_start_matches('?').to_string())),
+            "sas_token",
+        )),
+        (None, None) => None,
+    };
+    if let Some((auth, name)) = own {
+        let endpoint = match explicit {
+            Some(e) => e,
+            None => default_endpoint(endpoint_suffix(env)?, "https")?,
+        };
+        return Ok(Credentials {
+            auth,
+            endpoint,
+            source: format!("the target's {name}"),
+        });
+    }
 
     if let Some((_, text)) = first(env, &["AZURE_STORAGE_CONNECTION_STRING"]) {
         let cs = parse_connection_string(&text)?;
@@ -364,6 +399,13 @@ mod tests {
         move |k| map.get(k).cloned()
     }
 
+    fn at(endpoint: &str) -> Given<'_> {
+        Given {
+            endpoint: Some(endpoint),
+            ..Given::default()
+        }
+    }
+
     fn kind(c: &Credentials) -> String {
         match &c.auth {
             Auth::SharedKey(k) => format!("key:{}", k.secret()),
@@ -378,19 +420,19 @@ mod tests {
             ("AZURE_STORAGE_CONNECTION_STRING", "DefaultEndpointsProtocol=http;AccountName=acct;AccountKey=a2V5;BlobEndpoint=http://127.0.0.1:10000/acct/;"),
             ("ARM_ACCESS_KEY", "b3RoZXI="),
         ]);
-        let c = resolve("acct", None, &e).unwrap();
+        let c = resolve("acct", Given::default(), &e).unwrap();
         assert_eq!(kind(&c), "key:a2V5");
         assert_eq!(c.endpoint.as_str(), "http://127.0.0.1:10000/acct");
         assert_eq!(c.source, "AZURE_STORAGE_CONNECTION_STRING");
         // ?endpoint= still wins.
-        let c = resolve("acct", Some("http://127.0.0.1:9/acct"), &e).unwrap();
+        let c = resolve("acct", at("http://127.0.0.1:9/acct"), &e).unwrap();
         assert_eq!(c.endpoint.as_str(), "http://127.0.0.1:9/acct");
         // A SAS connection string; the SAS keeps its own '=' signs.
         let e = env(&[(
             "AZURE_STORAGE_CONNECTION_STRING",
             "BlobEndpoint=https://acct.blob.core.windows.net;SharedAccessSignature=?sv=2022-11-02&sig=abc%3D",
         )]);
-        let c = resolve("acct", None, &e).unwrap();
+        let c = resolve("acct", Given::default(), &e).unwrap();
         assert_eq!(kind(&c), "sas:sv=2022-11-02&sig=abc%3D");
         // Protocol and suffix build the endpoint.
         let e = env(&[(
@@ -398,7 +440,10 @@ mod tests {
             "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=a2V5;EndpointSuffix=core.chinacloudapi.cn",
         )]);
         assert_eq!(
-            resolve("acct", None, &e).unwrap().endpoint.as_str(),
+            resolve("acct", Given::default(), &e)
+                .unwrap()
+                .endpoint
+                .as_str(),
             "https://acct.blob.core.chinacloudapi.cn/"
         );
     }
@@ -409,19 +454,19 @@ mod tests {
             "AZURE_STORAGE_CONNECTION_STRING",
             "AccountName=other;AccountKey=a2V5",
         )]);
-        let err = resolve("acct", None, &e).unwrap_err();
+        let err = resolve("acct", Given::default(), &e).unwrap_err();
         assert!(
             err.contains("account other") && err.contains("account acct"),
             "{err}"
         );
         assert!(!err.contains("a2V5"));
         let e = env(&[("AZURE_STORAGE_CONNECTION_STRING", "AccountName=acct")]);
-        assert!(resolve("acct", None, &e).is_err());
+        assert!(resolve("acct", Given::default(), &e).is_err());
         let e = env(&[(
             "AZURE_STORAGE_CONNECTION_STRING",
             "UseDevelopmentStorage=true",
         )]);
-        let c = resolve(DEV_ACCOUNT, None, &e).unwrap();
+        let c = resolve(DEV_ACCOUNT, Given::default(), &e).unwrap();
         assert_eq!(
             c.endpoint.as_str(),
             "http://127.0.0.1:10000/devstoreaccount1"
@@ -435,7 +480,7 @@ mod tests {
             ("ARM_ACCESS_KEY", "Zmlyc3Q="),
             ("ARM_SAS_TOKEN", "sv=1"),
         ]);
-        let c = resolve("acct", None, &e).unwrap();
+        let c = resolve("acct", Given::default(), &e).unwrap();
         assert_eq!(kind(&c), "key:Zmlyc3Q=");
         assert_eq!(c.source, "ARM_ACCESS_KEY");
         assert_eq!(c.endpoint.as_str(), "https://acct.blob.core.windows.net/");
@@ -443,7 +488,7 @@ mod tests {
             ("AZURE_STORAGE_SAS_TOKEN", "?sv=2&sig=x"),
             ("ARM_SAS_TOKEN", " "),
         ]);
-        let c = resolve("acct", None, &e).unwrap();
+        let c = resolve("acct", Given::default(), &e).unwrap();
         assert_eq!(kind(&c), "sas:sv=2&sig=x");
         assert_eq!(c.source, "AZURE_STORAGE_SAS_TOKEN");
     }
@@ -458,7 +503,7 @@ mod tests {
             ("ARM_USE_MSI", "true"),
         ]);
         assert_eq!(
-            kind(&resolve("acct", None, &sp).unwrap()),
+            kind(&resolve("acct", Given::default(), &sp).unwrap()),
             r#"ClientSecret { tenant: "t", client_id: "c", secret_var: "ARM_CLIENT_SECRET" }"#
         );
         let wi = env(&[
@@ -467,21 +512,21 @@ mod tests {
             ("AZURE_FEDERATED_TOKEN_FILE", "/var/run/token"),
         ]);
         assert_eq!(
-            kind(&resolve("acct", None, &wi).unwrap()),
+            kind(&resolve("acct", Given::default(), &wi).unwrap()),
             r#"Workload { tenant: "t", client_id: "c", token_file: "/var/run/token" }"#
         );
         let msi = env(&[("ARM_USE_MSI", "true"), ("ARM_CLIENT_ID", "uai")]);
         assert_eq!(
-            kind(&resolve("acct", None, &msi).unwrap()),
+            kind(&resolve("acct", Given::default(), &msi).unwrap()),
             r#"ManagedIdentity { client_id: Some("uai") }"#
         );
         let cli = env(&[("ARM_TENANT_ID", "t")]);
         assert_eq!(
-            kind(&resolve("acct", None, &cli).unwrap()),
+            kind(&resolve("acct", Given::default(), &cli).unwrap()),
             r#"AzureCli { tenant: Some("t") }"#
         );
         // Tokens never go to an http endpoint.
-        let err = resolve("acct", Some("http://127.0.0.1:1/acct"), &cli).unwrap_err();
+        let err = resolve("acct", at("http://127.0.0.1:1/acct"), &cli).unwrap_err();
         assert!(err.contains("ARM_ACCESS_KEY"), "{err}");
     }
 
@@ -492,14 +537,59 @@ mod tests {
             ("ARM_ENVIRONMENT", "usgovernment"),
         ]);
         assert_eq!(
-            resolve("acct", None, &e).unwrap().endpoint.as_str(),
+            resolve("acct", Given::default(), &e)
+                .unwrap()
+                .endpoint
+                .as_str(),
             "https://acct.blob.core.usgovernmentcloudapi.net/"
         );
         let e = env(&[("ARM_ACCESS_KEY", "a2V5"), ("ARM_ENVIRONMENT", "mars")]);
-        assert!(resolve("acct", None, &e).unwrap_err().contains("mars"));
+        assert!(resolve("acct", Given::default(), &e)
+            .unwrap_err()
+            .contains("mars"));
         let e = env(&[("ARM_ACCESS_KEY", "a2V5")]);
-        assert!(resolve("acct", Some("ftp://x"), &e).is_err());
-        assert!(resolve("acct", Some("not a url"), &e).is_err());
-        assert!(!format!("{:?}", resolve("acct", None, &e).unwrap()).contains("a2V5"));
+        assert!(resolve("acct", at("ftp://x"), &e).is_err());
+        assert!(resolve("acct", at("not a url"), &e).is_err());
+        assert!(!format!("{:?}", resolve("acct", Given::default(), &e).unwrap()).contains("a2V5"));
+    }
+
+    #[test]
+    fn the_targets_own_key_or_sas_wins_over_the_environment() {
+        // Everything the environment could offer, each of which the target's options beat.
+        let e = env(&[
+            (
+                "AZURE_STORAGE_CONNECTION_STRING",
+                "AccountName=other;AccountKey=Y3M=;BlobEndpoint=http://127.0.0.1:1/other",
+            ),
+            ("ARM_ACCESS_KEY", "ZW52"),
+            ("ARM_SAS_TOKEN", "sv=env"),
+            ("ARM_TENANT_ID", "t"),
+        ]);
+        let own_key = Given {
+            access_key: Some("b3du"),
+            sas_token: Some("sv=own"),
+            ..Given::default()
+        };
+        let c = resolve("acct", own_key, &e).unwrap();
+        assert_eq!(kind(&c), "key:b3du");
+        assert_eq!(c.source, "the target's access_key");
+        assert_eq!(c.endpoint.as_str(), "https://acct.blob.core.windows.net/");
+        let own_sas = Given {
+            sas_token: Some("?sv=own&sig=x"),
+            access_key: Some(" "),
+            endpoint: Some("https://127.0.0.1:9/acct"),
+        };
+        let c = resolve("acct", own_sas, &e).unwrap();
+        assert_eq!(kind(&c), "sas:sv=own&sig=x");
+        assert_eq!(c.source, "the target's sas_token");
+        assert_eq!(c.endpoint.as_str(), "https://127.0.0.1:9/acct");
+        assert!(!format!("{c:?}").contains("sv=own"));
+        // The cloud still comes from ARM_ENVIRONMENT.
+        let e = env(&[("ARM_ENVIRONMENT", "china")]);
+        let c = resolve("acct", own_key, &e).unwrap();
+        assert_eq!(
+            c.endpoint.as_str(),
+            "https://acct.blob.core.chinacloudapi.cn/"
+        );
     }
 }

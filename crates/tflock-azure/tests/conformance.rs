@@ -460,12 +460,16 @@ async fn bad_targets_are_usage_errors() {
         ("azblob://acct", "CONTAINER"),
         ("azblob://acct/c?endpont=x", "unknown option"),
         ("azblob://acct/c?endpoint=ftp://x", "http(s)"),
+        // A secret on the URL would be printed wherever the target is shown.
+        ("azblob://acct/c?access_key=c2VjcmV0", "tflock.toml"),
+        ("azblob://acct/c?x=1&sas_token=sv%3D1", "ARM_SAS_TOKEN"),
     ] {
         let err = open_with_env(&Target::parse(t).unwrap(), &Azurite::opts(), &env)
             .err()
             .unwrap();
         assert_eq!(err.exit_code(), 2, "{t}: {err}");
         assert!(err.to_string().contains(want), "{t}: {err}");
+        assert!(!err.to_string().contains("c2VjcmV0"), "{t}: {err}");
     }
     let bad_key = |k: &str| (k == "ARM_ACCESS_KEY").then(|| "not base64!".to_string());
     let err = open_with_env(&az.target("c"), &Azurite::opts(), &bad_key)
@@ -524,4 +528,30 @@ async fn https_endpoint_with_and_without_its_ca() {
     assert!(took < Duration::from_secs(8), "took {took:?}");
     assert!(err.contains("SSL_CERT_FILE"), "{err}");
     eprintln!("untrusted certificate failed in {took:?}: {err}");
+}
+
+/// The key from the user's own backend block (an `access_key` option that discovery or
+/// tflock.toml sets, never on the URL) is used with nothing in the environment, wins over a
+/// wrong ARM_ACCESS_KEY, and is never shown.
+#[tokio::test]
+async fn access_key_option_authorizes_and_stays_hidden() {
+    let Some(az) = fixture().await else { return };
+    let container = format!("ownkey-{}", std::process::id());
+    az.harness(&container).create_container().await.unwrap();
+    let mut target = az.target(&container);
+    target.params.insert("access_key".into(), az.key.clone());
+    let wrong = |k: &str| (k == "ARM_ACCESS_KEY").then(|| "d3Jvbmc=".to_string());
+    for env in [&(|_: &str| None) as &dyn Fn(&str) -> Option<String>, &wrong] {
+        let store = open_with_env(&target, &Azurite::opts(), env).unwrap();
+        assert!(store.list().await.unwrap().is_empty());
+        assert!(!store.target().contains(&az.key), "{}", store.target());
+    }
+    // Without it, the wrong environment key is what is used, and refused.
+    let plain = az.target(&container);
+    let err = open_with_env(&plain, &Azurite::opts(), &wrong)
+        .unwrap()
+        .list()
+        .await
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 1, "{err}");
 }
