@@ -128,30 +128,39 @@ impl S3Store {
                 .key(&listed.key)
                 .send()
                 .await;
-            let out = match got {
-                Ok(out) => out,
+            match got {
                 Err(e) if code(&e).as_deref() == Some("NoSuchKey") || status(&e) == Some(404) => {
                     return Ok(None)
                 }
+                // One unreadable lockfile (SSE-C, a KMS key the caller may not use, a
+                // flaky read) must not hide the others: list it with the reason. It can
+                // still be broken by location, under If-Match on the listed ETag.
                 Err(e) => {
-                    return Err(sdk_error(
+                    let err = sdk_error(
                         &self.call(format!("reading {}", self.location(&listed.key))),
                         &e,
-                    ))
+                    );
+                    lock.info_error = Some(err.to_string());
                 }
-            };
-            etag = out.e_tag().map(str::to_string).or(etag);
-            last_modified = out.last_modified().cloned().or(last_modified);
-            let bytes = out.body.collect().await.map_err(|e| {
-                Error::backend(
-                    &self.target,
-                    format!("reading {}: {}", self.location(&listed.key), causes(&e)),
-                )
-                .with_hint("check the network and try again")
-            })?;
-            let raw = String::from_utf8_lossy(&bytes.into_bytes()).into_owned();
-            lock = lock.with_info_text(&raw);
-            lock.snapshot.raw = Some(raw);
+                Ok(out) => {
+                    etag = out.e_tag().map(str::to_string).or(etag);
+                    last_modified = out.last_modified().cloned().or(last_modified);
+                    match out.body.collect().await {
+                        Ok(bytes) => {
+                            let raw = String::from_utf8_lossy(&bytes.into_bytes()).into_owned();
+                            lock = lock.with_info_text(&raw);
+                            lock.snapshot.raw = Some(raw);
+                        }
+                        Err(e) => {
+                            lock.info_error = Some(format!(
+                                "reading {}: {}",
+                                self.location(&listed.key),
+                                causes(&e)
+                            ));
+                        }
+                    }
+                }
+            }
         }
         if lock.path.is_empty() {
             lock.path = format!("{}/{state_key}", self.bucket);
