@@ -472,17 +472,6 @@ fn gcs_id_hint(targets: &[String], query: &str) -> &'static str {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn gcs_ids_are_numbers() {
-        let gs = ["gs://b".to_string()];
-        assert!(super::gcs_id_hint(&gs, "abc-def").contains("object generations"));
-        assert_eq!(super::gcs_id_hint(&gs, "1795691440789684"), "");
-        assert_eq!(super::gcs_id_hint(&["s3://b".to_string()], "abc"), "");
-    }
-}
-
 async fn inspect(
     args: InspectArgs,
     io: &mut Io<'_>,
@@ -790,5 +779,16 @@ async fn wait(
             return Ok(exit::ATTENTION);
         }
         tokio::time::sleep(interval).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn gcs_ids_are_numbers() {
+        let gs = ["gs://b".to_string()];
+        assert!(super::gcs_id_hint(&gs, "abc-def").contains("object generations"));
+        assert_eq!(super::gcs_id_hint(&gs, "1795691440789684"), "");
+        assert_eq!(super::gcs_id_hint(&["s3://b".to_string()], "abc"), "");
     }
 }
