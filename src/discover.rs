@@ -283,7 +283,7 @@ fn targets_for(
             }
             if let Some(table) = get_str(c, "dynamodb_table") {
                 out.push(Discovered {
-                    target: target(format!("dynamodb://{table}"), vec![("region", region), ("profile", profile), ("endpoint", ddb_endpoint)]),
+                    target: target(format!("dynamodb://{table}/{bucket}/"), vec![("region", region), ("profile", profile), ("endpoint", ddb_endpoint)]),
                     scope: Some(Scope {
                         base: format!("dynamodb://{table}/{bucket}/"),
                         rule: Rule::S3 { key: key.into(), prefix, suffix: String::new() },
@@ -389,7 +389,7 @@ mod tests {
         assert_eq!(ws("s3://state/other/terraform.tfstate.tflock"), None);
         assert_eq!(ws("s3://state/env:/a/b/app/terraform.tfstate.tflock"), None);
         let ddb = &d.targets[1];
-        assert_eq!(ddb.target.url, "dynamodb://locks");
+        assert_eq!(ddb.target.url, "dynamodb://locks/state/");
         assert_eq!(ddb.target.param("endpoint"), Some("http://127.0.0.1:2"));
         let scope = ddb.scope.as_ref().unwrap();
         assert_eq!(
