@@ -1,0 +1,347 @@
+//! Seeds the emulators started by `scripts/bench` with N locks per backend, written the
+//! way Terraform writes them (docs/benchmarks.md). Not part of the tool.
+//!
+//! ```sh
+//! cargo run --example bench_seed -- --locks 200 s3 dynamodb gcs azure
+//! ```
+//!
+//! Endpoints come from the variables `scripts/emulators/*.sh` export: `TFLOCK_TEST_MOTO`
+//! (S3 + DynamoDB), `TFLOCK_TEST_GCS`, `TFLOCK_TEST_AZURITE` with
+//! `TFLOCK_TEST_AZURE_ACCOUNT` / `TFLOCK_TEST_AZURE_KEY`. Every lock sits beside the state
+//! it protects (an S3 / GCS state object, a DynamoDB `-md5` digest row), as in a real
+//! bucket or table, so a listing has to skip those without reading them.
+
+use futures::{StreamExt, TryStreamExt};
+use md5::{Digest, Md5};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tflock_core::{ConnectOptions, LockInfo, Target};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Names `scripts/bench` lists.
+const BUCKET: &str = "bench-state";
+const TABLE: &str = "bench-locks";
+const CONTAINER: &str = "bench";
+/// Writes in flight at once while seeding.
+const PARALLEL: usize = 16;
+
+// moto checks that a credential scope is present, not the signature.
+const S3_AUTH: &str = "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0";
+const DDB_AUTH: &str = "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0";
+
+fn env(name: &str) -> Result<String, BoxError> {
+    std::env::var(name).map_err(|_| format!("{name} is not set (start the emulators first)").into())
+}
+
+/// 16 pseudo-random bytes as 8-4-4-4-12 hex, like Terraform's lock IDs (no UUID version bits).
+fn lock_id(seed: u64) -> String {
+    let mut x = seed ^ 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        // splitmix64
+        x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let hex = format!("{:016x}{:016x}", next(), next());
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+fn info(i: usize, seed: u64, path: String) -> LockInfo {
+    let created = chrono::Utc::now() - chrono::Duration::seconds(60 * i as i64);
+    LockInfo {
+        id: lock_id(seed.wrapping_add(i as u64)),
+        operation: "OperationTypeApply".into(),
+        info: String::new(),
+        who: format!("bench{}@ci-runner-{}", i % 7, i % 3),
+        version: "1.11.4".into(),
+        created: Some(created),
+        path,
+    }
+}
+
+/// A small but real-looking Terraform state body.
+fn state_body(i: usize) -> String {
+    format!(
+        "{{\"version\":4,\"terraform_version\":\"1.11.4\",\"serial\":{i},\"lineage\":\"{}\",\"outputs\":{{}},\"resources\":[],\"check_results\":null}}\n",
+        lock_id(i as u64)
+    )
+}
+
+/// State key of lock `i`: one backend block per stack, default workspace.
+fn state_key(i: usize) -> String {
+    format!("stacks/s{i:04}/terraform.tfstate")
+}
+
+async fn check(rsp: reqwest::Response, what: &str) -> Result<(), BoxError> {
+    let status = rsp.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let body = rsp.text().await.unwrap_or_default();
+    Err(format!(
+        "{what}: HTTP {status}: {}",
+        body.chars().take(300).collect::<String>()
+    )
+    .into())
+}
+
+async fn for_each<F, Fut>(n: usize, f: F) -> Result<(), BoxError>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = Result<(), BoxError>>,
+{
+    futures::stream::iter((0..n).map(f))
+        .buffer_unordered(PARALLEL)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(())
+}
+
+/// s3 backend with `use_lockfile = true`: the state object, then `<key>.tflock` created
+/// with `If-None-Match: *`, body = LockInfo JSON, `Content-Type: application/json`.
+async fn seed_s3(http: &reqwest::Client, n: usize, seed: u64) -> Result<String, BoxError> {
+    let moto = env("TFLOCK_TEST_MOTO")?;
+    let rsp = http
+        .put(format!("{moto}/{BUCKET}"))
+        .header("Authorization", S3_AUTH)
+        .send()
+        .await?;
+    check(rsp, "creating the bucket").await?;
+    for_each(n, |i| {
+        let moto = moto.clone();
+        async move {
+            let key = state_key(i);
+            let rsp = http
+                .put(format!("{moto}/{BUCKET}/{key}"))
+                .header("Authorization", S3_AUTH)
+                .header("Content-Type", "application/json")
+                .body(state_body(i))
+                .send()
+                .await?;
+            check(rsp, &format!("writing state {key}")).await?;
+            let lock = info(i, seed, format!("{BUCKET}/{key}")).to_terraform_json();
+            let rsp = http
+                .put(format!("{moto}/{BUCKET}/{key}.tflock"))
+                .header("Authorization", S3_AUTH)
+                .header("Content-Type", "application/json")
+                .header("If-None-Match", "*")
+                .body(lock)
+                .send()
+                .await?;
+            check(rsp, &format!("locking {key}")).await
+        }
+    })
+    .await?;
+    Ok(format!("s3://{BUCKET}"))
+}
+
+async fn dynamodb(
+    http: &reqwest::Client,
+    op: &str,
+    body: serde_json::Value,
+) -> Result<(), BoxError> {
+    let moto = env("TFLOCK_TEST_MOTO")?;
+    let rsp = http
+        .post(format!("{moto}/"))
+        .header("Authorization", DDB_AUTH)
+        .header("X-Amz-Target", format!("DynamoDB_20120810.{op}"))
+        .header("Content-Type", "application/x-amz-json-1.0")
+        .body(body.to_string())
+        .send()
+        .await?;
+    check(rsp, op).await
+}
+
+/// s3 backend with `dynamodb_table`: per state, the digest row Terraform keeps
+/// (`<bucket>/<key>-md5`, `Digest` = hex MD5 of the state) and the lock row
+/// (`LockID = <bucket>/<key>`, `Info` = LockInfo JSON) put with `attribute_not_exists(LockID)`.
+async fn seed_dynamodb(http: &reqwest::Client, n: usize, seed: u64) -> Result<String, BoxError> {
+    dynamodb(
+        http,
+        "CreateTable",
+        serde_json::json!({
+            "TableName": TABLE,
+            "AttributeDefinitions": [{"AttributeName": "LockID", "AttributeType": "S"}],
+            "KeySchema": [{"AttributeName": "LockID", "KeyType": "HASH"}],
+            "BillingMode": "PAY_PER_REQUEST",
+        }),
+    )
+    .await?;
+    for_each(n, |i| async move {
+        let lock_id = format!("{BUCKET}/{}", state_key(i));
+        let digest: String = Md5::digest(state_body(i).as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        dynamodb(
+            http,
+            "PutItem",
+            serde_json::json!({
+                "TableName": TABLE,
+                "Item": {"LockID": {"S": format!("{lock_id}-md5")}, "Digest": {"S": digest}},
+            }),
+        )
+        .await?;
+        dynamodb(
+            http,
+            "PutItem",
+            serde_json::json!({
+                "TableName": TABLE,
+                "Item": {
+                    "LockID": {"S": lock_id.clone()},
+                    "Info": {"S": info(i, seed, lock_id.clone()).to_terraform_json()},
+                },
+                "ConditionExpression": "attribute_not_exists(LockID)",
+            }),
+        )
+        .await
+    })
+    .await?;
+    Ok(format!("dynamodb://{TABLE}"))
+}
+
+/// gcs backend: `<prefix><ws>.tfstate`, and the lock `<prefix><ws>.tflock` created by a
+/// multipart upload with `ifGenerationMatch=0`, body = LockInfo JSON.
+async fn seed_gcs(http: &reqwest::Client, n: usize, seed: u64) -> Result<String, BoxError> {
+    let gcs = env("TFLOCK_TEST_GCS")?;
+    let rsp = http
+        .post(format!("{gcs}/storage/v1/b?project=bench"))
+        .header("Content-Type", "application/json")
+        .body(serde_json::json!({ "name": BUCKET }).to_string())
+        .send()
+        .await?;
+    check(rsp, "creating the bucket").await?;
+    let upload = |name: String, body: String, precondition: bool| {
+        let gcs = gcs.clone();
+        async move {
+            let boundary = "tflock-bench-boundary";
+            let meta = serde_json::json!({ "name": name, "contentType": "application/json" });
+            let multipart = format!(
+                "--{boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n{meta}\r\n\
+                 --{boundary}\r\nContent-Type: application/json\r\n\r\n{body}\r\n--{boundary}--\r\n"
+            );
+            let mut url = url::Url::parse(&format!("{gcs}/upload/storage/v1/b/{BUCKET}/o"))?;
+            url.query_pairs_mut().append_pair("uploadType", "multipart");
+            if precondition {
+                url.query_pairs_mut().append_pair("ifGenerationMatch", "0");
+            }
+            let rsp = http
+                .post(url)
+                .header(
+                    "Content-Type",
+                    format!("multipart/related; boundary={boundary}"),
+                )
+                .body(multipart)
+                .send()
+                .await?;
+            check(rsp, &format!("uploading {name}")).await
+        }
+    };
+    for_each(n, |i| {
+        let upload = &upload;
+        async move {
+            let prefix = format!("stacks/s{i:04}/");
+            upload(format!("{prefix}default.tfstate"), state_body(i), false).await?;
+            let object = format!("{prefix}default.tflock");
+            let lock = info(i, seed, format!("gs://{BUCKET}/{object}")).to_terraform_json();
+            upload(object, lock, true).await
+        }
+    })
+    .await?;
+    Ok(format!("gs://{BUCKET}"))
+}
+
+/// azurerm backend: the state blob, an infinite lease proposing LockInfo.ID, then
+/// `terraformlockid` metadata under the lease (tflock_azure::testing does exactly what
+/// Terraform's client.go does).
+async fn seed_azure(n: usize, seed: u64) -> Result<String, BoxError> {
+    let endpoint = env("TFLOCK_TEST_AZURITE")?;
+    let account = env("TFLOCK_TEST_AZURE_ACCOUNT")?;
+    let key = env("TFLOCK_TEST_AZURE_KEY")?;
+    let target = Target::parse(&format!(
+        "azblob://{account}/{CONTAINER}?endpoint={endpoint}/{account}"
+    ))?;
+    let opts = ConnectOptions {
+        timeout: Duration::from_secs(30),
+        concurrency: PARALLEL,
+    };
+    let harness =
+        tflock_azure::testing::Harness::connect_with_env(&target, &opts, &|name| match name {
+            "AZURE_STORAGE_KEY" => Some(key.clone()),
+            _ => None,
+        })?;
+    harness.create_container().await?;
+    let harness = &harness;
+    for_each(n, |i| async move {
+        let blob = state_key(i);
+        harness
+            .put_state(&blob, state_body(i).as_bytes(), &[])
+            .await?;
+        let lock = info(i, seed, format!("{CONTAINER}/{blob}"));
+        harness.lock_like_terraform(&blob, &lock).await?;
+        Ok(())
+    })
+    .await?;
+    Ok(format!("azblob://{account}/{CONTAINER}"))
+}
+
+#[tokio::main]
+async fn main() {
+    if let Err(e) = run().await {
+        eprintln!("bench_seed: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn run() -> Result<(), BoxError> {
+    let mut locks = 200usize;
+    let mut backends = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--locks" => {
+                let n = args.next().ok_or("--locks needs a number")?;
+                locks = n
+                    .parse()
+                    .map_err(|_| format!("--locks {n}: not a number"))?;
+            }
+            "s3" | "dynamodb" | "gcs" | "azure" => backends.push(arg),
+            other => {
+                return Err(format!(
+                "unknown argument {other} (usage: bench_seed [--locks N] s3|dynamodb|gcs|azure...)"
+            )
+                .into())
+            }
+        }
+    }
+    let seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1);
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    for backend in backends {
+        let started = std::time::Instant::now();
+        let target = match backend.as_str() {
+            "s3" => seed_s3(&http, locks, seed).await?,
+            "dynamodb" => seed_dynamodb(&http, locks, seed).await?,
+            "gcs" => seed_gcs(&http, locks, seed).await?,
+            _ => seed_azure(locks, seed).await?,
+        };
+        println!(
+            "seeded {locks} locks in {target} ({:.1}s)",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
