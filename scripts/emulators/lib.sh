@@ -27,12 +27,19 @@ start_bg() {
   local name=$1; shift
   "$@" >"$TFLOCK_CACHE/logs/$name.log" 2>&1 &
   echo $! >>"$TFLOCK_PIDS"
+  disown $!  # stopped by PID in stop_all; no job-control noise when it is
 }
 
 stop_all() {
   if [ -f "$TFLOCK_PIDS" ]; then
     while read -r pid; do kill "$pid" 2>/dev/null || true; done <"$TFLOCK_PIDS"
-    sleep 0.2
+    local i
+    for ((i = 0; i < 20; i++)); do
+      alive=0
+      while read -r pid; do kill -0 "$pid" 2>/dev/null && alive=1; done <"$TFLOCK_PIDS"
+      [ "$alive" = 0 ] && break
+      sleep 0.1
+    done
     while read -r pid; do kill -9 "$pid" 2>/dev/null || true; done <"$TFLOCK_PIDS"
     rm -f "$TFLOCK_PIDS"
   fi
