@@ -8,110 +8,8 @@
 //! unrelated metadata key, and terraform plans again.
 
 mod common;
+use common::azure::*;
 use common::*;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
-use tflock_azure::testing::Harness;
-use tflock_core::{ConnectOptions, Target};
-
-struct Env {
-    https: String,
-    ca: String,
-    account: String,
-    key: String,
-}
-
-/// The HTTPS Azurite, or `None` (skip) when it is not running. Under scripts/test
-/// (TFLOCK_REQUIRE_EMULATORS=1) a missing emulator fails.
-fn require_azurite_https() -> Option<Env> {
-    let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    match (
-        get("TFLOCK_TEST_AZURITE_HTTPS"),
-        get("TFLOCK_TEST_AZURITE_CA"),
-        get("TFLOCK_TEST_AZURE_KEY"),
-    ) {
-        (Some(https), Some(ca), Some(key)) => Some(Env {
-            https: https.trim_end_matches('/').to_string(),
-            ca,
-            account: get("TFLOCK_TEST_AZURE_ACCOUNT").unwrap_or_else(|| "tflockacct".into()),
-            key,
-        }),
-        _ => {
-            if std::env::var("TFLOCK_REQUIRE_EMULATORS").as_deref() == Ok("1") {
-                panic!("TFLOCK_TEST_AZURITE_HTTPS / TFLOCK_TEST_AZURITE_CA / TFLOCK_TEST_AZURE_KEY are not set but TFLOCK_REQUIRE_EMULATORS=1: HTTPS Azurite is required (run scripts/test)");
-            }
-            eprintln!("skipping: TFLOCK_TEST_AZURITE_HTTPS is not set (HTTPS Azurite not running; scripts/test starts it)");
-            None
-        }
-    }
-}
-
-/// A loopback HTTP CONNECT proxy that tunnels every CONNECT to `upstream`, whatever host
-/// was asked for, and records what was asked.
-struct ConnectProxy {
-    port: u16,
-    seen: Arc<Mutex<Vec<String>>>,
-}
-
-impl ConnectProxy {
-    fn start(upstream: String) -> ConnectProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
-        let port = listener.local_addr().unwrap().port();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let log = seen.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming().map_while(Result::ok) {
-                let upstream = upstream.clone();
-                let log = log.clone();
-                std::thread::spawn(move || {
-                    let _ = tunnel(conn, &upstream, &log);
-                });
-            }
-        });
-        ConnectProxy { port, seen }
-    }
-}
-
-fn tunnel(mut client: TcpStream, upstream: &str, log: &Mutex<Vec<String>>) -> std::io::Result<()> {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if client.read(&mut byte)? == 0 || head.len() > 16 * 1024 {
-            return Ok(());
-        }
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&head).into_owned();
-    let mut words = head.split_whitespace();
-    if words.next() != Some("CONNECT") {
-        client.write_all(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")?;
-        return Ok(());
-    }
-    log.lock()
-        .unwrap()
-        .push(words.next().unwrap_or("").to_string());
-    let server = TcpStream::connect(upstream)?;
-    client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")?;
-    let (mut c2, mut s2) = (client.try_clone()?, server.try_clone()?);
-    let up = std::thread::spawn(move || {
-        let _ = std::io::copy(&mut c2, &mut s2);
-        let _ = s2.shutdown(std::net::Shutdown::Write);
-    });
-    let (mut s, mut c) = (server, client);
-    let _ = std::io::copy(&mut s, &mut c);
-    let _ = c.shutdown(std::net::Shutdown::Write);
-    let _ = up.join();
-    Ok(())
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 #[test]
 fn azurerm_lease_killed_then_broken_by_id() {
@@ -124,24 +22,9 @@ fn azurerm_lease_killed_then_broken_by_id() {
     let rt = runtime();
     let container = format!("e2e-kill-{}", std::process::id());
     let state_blob = "app.terraform.tfstate";
-
     // Direct access for setup and checks: the emulator's URL, the key, the CA.
-    let direct = Target::parse(&format!(
-        "azblob://{}/{container}?endpoint={}/{}",
-        az.account, az.https, az.account
-    ))
-    .unwrap();
-    let (key, ca) = (az.key.clone(), az.ca.clone());
-    let h_env = move |k: &str| match k {
-        "ARM_ACCESS_KEY" => Some(key.clone()),
-        "SSL_CERT_FILE" => Some(ca.clone()),
-        _ => None,
-    };
-    let h = Harness::connect_with_env(&direct, &ConnectOptions::default(), &h_env).unwrap();
-    rt.block_on(h.create_container()).unwrap();
+    let h = az.harness(&rt, &container);
 
-    let upstream = az.https.trim_start_matches("https://").to_string();
-    let proxy = ConnectProxy::start(upstream);
     let mut wd = Workdir::new(&format!(
         r#"  backend "azurerm" {{
     storage_account_name = "{}"
@@ -150,23 +33,13 @@ fn azurerm_lease_killed_then_broken_by_id() {
   }}"#,
         az.account
     ));
-    let mut bundle = std::fs::read("/etc/ssl/certs/ca-certificates.crt").unwrap_or_default();
-    bundle.extend(std::fs::read(&az.ca).expect("read the test CA"));
-    std::fs::write(wd.file("ca-bundle.pem"), bundle).unwrap();
-    let bundle_path = wd.file("ca-bundle.pem").display().to_string();
-    wd.env("ARM_ACCESS_KEY", &az.key)
-        .env("HTTPS_PROXY", &format!("http://127.0.0.1:{}", proxy.port))
-        .env("SSL_CERT_FILE", &bundle_path);
+    let proxy = az.route(&mut wd);
+    wd.env("ARM_ACCESS_KEY", &az.key);
 
     wd.init();
     wd.apply();
     assert!(
-        proxy
-            .seen
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|t| t == &format!("{}.blob.core.windows.net:443", az.account)),
+        proxy.saw(&az.public_host()),
         "terraform did not go through the proxy: {:?}",
         proxy.seen.lock().unwrap()
     );
@@ -215,8 +88,7 @@ fn azurerm_lease_killed_then_broken_by_id() {
     );
 
     // The same through ?endpoint= (what an emulator user passes).
-    let via_endpoint = format!("{}?endpoint={}/{}", target, az.https, az.account);
-    let again = wd.tflock_list_json(&[&via_endpoint]);
+    let again = wd.tflock_list_json(&[&az.direct_url(&container)]);
     assert!(again.iter().any(|l| l["id"] == id.as_str()), "{again:#?}");
 
     let before = rt.block_on(h.fingerprint()).unwrap();

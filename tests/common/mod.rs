@@ -2,6 +2,10 @@
 //! `terraform` binary, and the built `tflock` binary run against it.
 #![allow(dead_code)]
 
+pub mod aws;
+pub mod azure;
+pub mod gcs;
+
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
