@@ -195,6 +195,16 @@ impl Workdir {
             .expect("run tflock")
     }
 
+    /// Runs the built tflock with `extra` environment variables on top of this
+    /// directory's (e.g. another `TF_WORKSPACE` for tflock only).
+    pub fn tflock_with_env(&self, args: &[&str], extra: &[(&str, &str)]) -> Output {
+        let mut c = self.command(env!("CARGO_BIN_EXE_tflock"), args);
+        for (k, v) in extra {
+            c.env(k, v);
+        }
+        c.output().expect("run tflock")
+    }
+
     /// `tflock list --json` parsed; panics unless it exits 0.
     pub fn tflock_list_json(&self, targets: &[&str]) -> Vec<serde_json::Value> {
         let mut args = vec!["list", "--json"];
