@@ -39,20 +39,10 @@ impl Clients {
                 target.url
             )));
         }
-        // A secret typed into the URL would be printed wherever the target is shown (the
-        // URL is the target's name); tflock.toml and discovery pass it out of sight.
-        if let Some((base, query)) = target.url.split_once('?') {
-            for secret in ["access_key", "sas_token"] {
-                if query
-                    .split('&')
-                    .any(|kv| kv.split('=').next() == Some(secret))
-                {
-                    return Err(Error::usage(format!(
-                        "{base}: ?{secret}= on the URL would be shown in output and the audit log; set it in tflock.toml ({secret} = \"...\") or use ARM_ACCESS_KEY / ARM_SAS_TOKEN"
-                    )));
-                }
-            }
-        }
+        target.refuse_secrets_in_url(
+            &["access_key", "sas_token"],
+            "set it in tflock.toml (access_key = \"...\") or use ARM_ACCESS_KEY / ARM_SAS_TOKEN",
+        )?;
         target.check_params(&["endpoint", "access_key", "sas_token"])?;
         let account = target.host.trim().to_string();
         let (container, prefix) = match target.path.split_once('/') {

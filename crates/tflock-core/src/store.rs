@@ -157,6 +157,25 @@ impl Target {
         Ok(())
     }
 
+    /// Refuses `secrets` written into the URL: the URL is the target's name, shown in
+    /// listings, errors and the audit log. Secrets reach a backend as options from
+    /// tflock.toml or discovery instead (in `params`, never in `url`). `hint` says where
+    /// to put them.
+    pub fn refuse_secrets_in_url(&self, secrets: &[&str], hint: &str) -> Result<(), Error> {
+        let Some((base, query)) = self.url.split_once('?') else {
+            return Ok(());
+        };
+        for pair in query.split('&') {
+            let key = percent_decode(pair.split_once('=').map_or(pair, |(k, _)| k));
+            if secrets.contains(&key.as_str()) {
+                return Err(Error::usage(format!(
+                    "{base}: ?{key}= on the URL would be shown in output and the audit log; {hint}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     pub fn param(&self, key: &str) -> Option<&str> {
         self.params
             .get(key)
@@ -189,6 +208,22 @@ fn percent_decode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_on_the_url_are_refused_without_echoing_them() {
+        let hint = "put it in tflock.toml";
+        let t = Target::parse("azblob://a/c?endpoint=x&access%5Fkey=c2VjcmV0").unwrap();
+        let err = t.refuse_secrets_in_url(&["access_key"], hint).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert_eq!(
+            err.to_string(),
+            "azblob://a/c: ?access_key= on the URL would be shown in output and the audit log; put it in tflock.toml"
+        );
+        // The same option set out of sight (tflock.toml, discovery) is fine.
+        let mut t = Target::parse("azblob://a/c?endpoint=x").unwrap();
+        t.params.insert("access_key".into(), "c2VjcmV0".into());
+        assert!(t.refuse_secrets_in_url(&["access_key"], hint).is_ok());
+    }
 
     #[test]
     fn parses_targets() {
