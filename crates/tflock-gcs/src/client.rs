@@ -66,7 +66,18 @@ fn custom_endpoint(target: &Target) -> Result<Option<String>, Error> {
     Ok(Some(text.trim_end_matches('/').to_string()))
 }
 
-/// `GOOGLE_OAUTH_ACCESS_TOKEN`, as Terraform's gcs backend reads it.
+/// The static OAuth2 token Terraform's gcs backend would send: its `access_token`
+/// setting (the target's option), else `GOOGLE_OAUTH_ACCESS_TOKEN`. Like Terraform, it is
+/// sent to a custom endpoint too (Private Service Connect needs it; emulators ignore it).
+fn access_token(target: &Target, env: impl Fn(&str) -> Option<String>) -> Option<String> {
+    target
+        .param("access_token")
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .or_else(|| env("GOOGLE_OAUTH_ACCESS_TOKEN"))
+}
+
+/// A static access token, sent as `Authorization: Bearer`.
 struct StaticToken(String);
 
 impl std::fmt::Debug for StaticToken {
@@ -112,7 +123,7 @@ impl Conn {
             })?;
         let http = reqwest_middleware::ClientBuilder::new(http).build();
         let custom = custom_endpoint(target)?;
-        let token = env_nonempty("GOOGLE_OAUTH_ACCESS_TOKEN");
+        let token = access_token(target, env_nonempty);
         let endpoint = custom
             .clone()
             .unwrap_or_else(|| GOOGLE_ENDPOINT.to_string());
@@ -304,6 +315,20 @@ mod tests {
 
     fn endpoint(url: &str) -> Option<String> {
         custom_endpoint(&Target::parse(url).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn the_backend_blocks_access_token_wins_over_the_environment() {
+        let env = |k: &str| (k == "GOOGLE_OAUTH_ACCESS_TOKEN").then(|| "from-env".to_string());
+        let none = |_: &str| None;
+        let mut t = Target::parse("gs://b").unwrap();
+        assert_eq!(access_token(&t, env).as_deref(), Some("from-env"));
+        assert_eq!(access_token(&t, none), None);
+        t.params
+            .insert("access_token".into(), " from-block ".into());
+        assert_eq!(access_token(&t, env).as_deref(), Some("from-block"));
+        t.params.insert("access_token".into(), " ".into());
+        assert_eq!(access_token(&t, env).as_deref(), Some("from-env"));
     }
 
     #[test]

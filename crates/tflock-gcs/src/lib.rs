@@ -5,9 +5,10 @@
 //! deletes with `ifGenerationMatch=<generation read>`, after re-reading the generation,
 //! and never touches `.tfstate` objects.
 //!
-//! Target: `gs://BUCKET[/PREFIX][?endpoint=URL]`. Credentials: `GOOGLE_OAUTH_ACCESS_TOKEN`,
-//! else Application Default Credentials; `?endpoint=` or `STORAGE_EMULATOR_HOST` point at
-//! an emulator (anonymous unless `GOOGLE_OAUTH_ACCESS_TOKEN` is set).
+//! Target: `gs://BUCKET[/PREFIX][?endpoint=URL]`. Credentials: the target's `access_token`
+//! option (the backend block's `access_token`, passed by discovery or set in tflock.toml),
+//! else `GOOGLE_OAUTH_ACCESS_TOKEN`, else Application Default Credentials; `?endpoint=` or
+//! `STORAGE_EMULATOR_HOST` point at an emulator (anonymous unless a token is given).
 
 mod client;
 mod names;
@@ -28,7 +29,11 @@ impl GcsStore {
         if target.scheme != "gs" {
             return Err(Error::usage(format!("{}: not a gs:// target", target.url)));
         }
-        target.check_params(&["endpoint"])?;
+        target.refuse_secrets_in_url(
+            &["access_token"],
+            "set it in tflock.toml (access_token = \"...\") or use GOOGLE_OAUTH_ACCESS_TOKEN",
+        )?;
+        target.check_params(&["endpoint", "access_token"])?;
         let bucket = target.host.clone();
         if bucket.is_empty() {
             return Err(Error::usage(format!(

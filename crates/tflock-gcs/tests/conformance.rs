@@ -447,6 +447,8 @@ async fn lock_from_another_target_or_not_a_tflock_is_refused() {
 #[derive(Clone, Default)]
 struct Recorder {
     lines: Arc<Mutex<Vec<String>>>,
+    /// The `Authorization` header of each request, if any.
+    auths: Arc<Mutex<Vec<Option<String>>>>,
 }
 
 async fn read_request(conn: &mut TcpStream) -> Option<Vec<u8>> {
@@ -501,10 +503,12 @@ async fn start_proxy(upstream: String, reject_deletes: bool) -> (String, Recorde
     let addr = listener.local_addr().unwrap();
     let rec = Recorder::default();
     let lines = rec.lines.clone();
+    let auths = rec.auths.clone();
     tokio::spawn(async move {
         while let Ok((mut client, _)) = listener.accept().await {
             let upstream = upstream.clone();
             let lines = lines.clone();
+            let auths = auths.clone();
             tokio::spawn(async move {
                 // One request per client connection: the reply closes it.
                 let Some(request) = read_request(&mut client).await else {
@@ -516,6 +520,15 @@ async fn start_proxy(upstream: String, reject_deletes: bool) -> (String, Recorde
                     .unwrap_or("")
                     .to_string();
                 lines.lock().unwrap().push(line.clone());
+                let auth = String::from_utf8_lossy(&request)
+                    .lines()
+                    .take_while(|l| !l.is_empty())
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("authorization")
+                            .then(|| v.trim().to_string())
+                    });
+                auths.lock().unwrap().push(auth);
                 if reject_deletes && line.starts_with("DELETE ") {
                     let body = r#"{"error":{"code":412,"message":"At least one of the pre-conditions you specified did not hold.","errors":[{"message":"At least one of the pre-conditions you specified did not hold.","domain":"global","reason":"conditionNotMet"}]}}"#;
                     let reply = format!(
@@ -582,6 +595,40 @@ async fn delete_carries_if_generation_match_and_rechecks_first() {
     );
     assert_eq!(place.current("default").await, None);
     assert_eq!(place.untouchables().await, before);
+}
+
+/// The backend block's `access_token` (a target option set by discovery or tflock.toml)
+/// is sent as a bearer token, to a custom endpoint too, as Terraform sends it; without
+/// one, an emulator is called anonymously.
+#[tokio::test]
+async fn access_token_option_is_sent_as_bearer() {
+    let Some(f) = fixture().await else { return };
+    if std::env::var_os("GOOGLE_OAUTH_ACCESS_TOKEN").is_some() {
+        eprintln!("skipping: GOOGLE_OAUTH_ACCESS_TOKEN is set in this environment");
+        return;
+    }
+    let (proxy, rec) = start_proxy(host_port(&f.emu.base), false).await;
+    let bucket = unique("token");
+    f.emu.create_bucket(&bucket).await;
+    let mut target = Target::parse(&format!("gs://{bucket}?endpoint={proxy}")).unwrap();
+    let anonymous = GcsStore::open(&target, &opts(5)).await.unwrap();
+    assert!(anonymous.list().await.unwrap().is_empty());
+    assert_eq!(*rec.auths.lock().unwrap(), [None]);
+    rec.auths.lock().unwrap().clear();
+    target
+        .params
+        .insert("access_token".into(), "ya29.from-the-block".into());
+    let with_token = GcsStore::open(&target, &opts(5)).await.unwrap();
+    assert!(with_token.list().await.unwrap().is_empty());
+    assert_eq!(
+        *rec.auths.lock().unwrap(),
+        [Some("Bearer ya29.from-the-block".to_string())]
+    );
+    assert!(
+        !with_token.target().contains("ya29"),
+        "{}",
+        with_token.target()
+    );
 }
 
 #[tokio::test]
@@ -677,6 +724,8 @@ async fn bad_targets_are_usage_errors() {
         ("gs://", "no bucket"),
         ("gs://b?region=x", "unknown option ?region="),
         ("gs://b?endpoint=ftp://x", "http:// or https://"),
+        // A token on the URL would be printed wherever the target is shown.
+        ("gs://b?access_token=c2VjcmV0", "GOOGLE_OAUTH_ACCESS_TOKEN"),
     ];
     for (url, want) in cases {
         let err = GcsStore::open(&Target::parse(url).unwrap(), &opts(1))
@@ -685,5 +734,6 @@ async fn bad_targets_are_usage_errors() {
             .unwrap_or_else(|| panic!("{url} opened"));
         assert_eq!(err.exit_code(), 2, "{url}: {err}");
         assert!(err.to_string().contains(want), "{url}: {err}");
+        assert!(!err.to_string().contains("c2VjcmV0"), "{url}: {err}");
     }
 }
