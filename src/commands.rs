@@ -648,7 +648,9 @@ async fn break_cmd(
     match break_entry(entry, &bopts, io, &mut audit).await? {
         Outcome::Broken => {
             let _ = writeln!(io.out, "Lock {} has been broken.", entry.lock().id);
-            Ok(exit::OK)
+            // A target that could not be listed may hold another half of this lock
+            // (a DynamoDB row beside a lockfile): say so, and do not report plain success.
+            Ok(partial_exit(&listing, io))
         }
         Outcome::Failed(e) => Ok(e.exit_code()),
     }

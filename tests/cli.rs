@@ -895,3 +895,37 @@ fn completions_and_man_come_from_the_same_definitions() {
         &r.out[..200.min(r.out.len())]
     );
 }
+
+#[test]
+fn a_break_while_another_target_failed_is_not_plain_success() {
+    let (mut stores, mem) = stale_store();
+    let down = Arc::new(MemoryStore::new("memory://down"));
+    down.fail_with(Some(Error::backend("memory://down", "connection refused")));
+    stores.0.insert("memory://down".into(), down);
+    let r = run(
+        &stores,
+        &[
+            "break",
+            "--id",
+            ID,
+            "-t",
+            "memory://a",
+            "-t",
+            "memory://down",
+            "--yes",
+        ],
+    );
+    assert_eq!(r.code, 1, "{}", r.err);
+    assert!(mem.locks().is_empty(), "the lock that was found is broken");
+    assert!(r.out.contains("has been broken"), "{}", r.out);
+    assert!(
+        r.err.contains("warning: memory://down: connection refused"),
+        "{}",
+        r.err
+    );
+    assert!(
+        r.err.contains("1 of 2 targets could not be listed"),
+        "{}",
+        r.err
+    );
+}
