@@ -3,11 +3,13 @@
 //! a cloud SDK type.
 
 mod audit;
+mod breaking;
 pub mod cli;
 mod commands;
 mod config;
 mod discover;
 mod duration;
+mod listing;
 mod render;
 pub mod targets;
 

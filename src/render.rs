@@ -1,7 +1,7 @@
 //! Table, JSON and detail views of locks. docs/json.md documents the JSON.
 
-use crate::commands::{Ctx, Entry};
 use crate::duration;
+use crate::listing::{Ctx, Entry};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, Color, ContentArrangement, Table};
 use serde_json::{json, Value};
 use tflock_core::lockinfo::go_time;
