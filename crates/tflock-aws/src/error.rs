@@ -58,7 +58,7 @@ where
         SdkError::DispatchFailure(d) => {
             let text = causes(err);
             let hint = if text.contains("credentials") || text.contains("identity") {
-                "configure AWS credentials: AWS_PROFILE or ?profile=, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or `aws sso login`"
+                "configure AWS credentials: AWS_PROFILE or ?profile=, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or `aws sso login`; with assume_role, check role_arn and that STS (endpoints.sts) is reachable"
             } else if d.is_timeout() {
                 "the endpoint did not answer in time: check the endpoint and the network, or raise --request-timeout"
             } else {
