@@ -239,6 +239,65 @@ fn target(url: String, params: Vec<(&str, Option<String>)>) -> Target {
     t
 }
 
+/// A list setting (`shared_config_files = [...]`), one entry per line.
+fn get_list(config: &Map<String, Value>, key: &str) -> Option<String> {
+    let items: Vec<&str> = as_list(config.get(key))
+        .into_iter()
+        .filter_map(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    (!items.is_empty()).then(|| items.join("\n"))
+}
+
+/// The s3 block's region, credential and role settings, as hidden target options under
+/// Terraform's own names (the keys, token and profile never reach the shown URL).
+/// `assume_role { ... }` wins over the legacy top-level `role_arn` settings.
+fn s3_credential_params(c: &Map<String, Value>) -> Vec<(&'static str, Option<String>)> {
+    let s = |k: &str| get_str(c, k).map(String::from);
+    let role = |inner: &str, legacy: &str| {
+        nested_str(c, "assume_role", inner)
+            .or_else(|| get_str(c, legacy))
+            .map(String::from)
+    };
+    // Legacy `assume_role_duration_seconds` is a number.
+    let legacy_duration = c
+        .get("assume_role_duration_seconds")
+        .and_then(|v| {
+            v.as_u64()
+                .map(|n| n.to_string())
+                .or_else(|| v.as_str().map(String::from))
+        })
+        .filter(|v| !v.is_empty() && v != "0");
+    vec![
+        ("region", s("region")),
+        ("profile", s("profile")),
+        ("access_key", s("access_key")),
+        ("secret_key", s("secret_key")),
+        ("token", s("token")),
+        ("shared_config_files", get_list(c, "shared_config_files")),
+        (
+            "shared_credentials_files",
+            get_list(c, "shared_credentials_files").or_else(|| s("shared_credentials_file")),
+        ),
+        ("role_arn", role("role_arn", "role_arn")),
+        ("session_name", role("session_name", "session_name")),
+        ("external_id", role("external_id", "external_id")),
+        (
+            "assume_role_duration",
+            nested_str(c, "assume_role", "duration")
+                .map(String::from)
+                .or(legacy_duration),
+        ),
+        (
+            "sts_endpoint",
+            nested_str(c, "endpoints", "sts")
+                .or_else(|| get_str(c, "sts_endpoint"))
+                .map(String::from),
+        ),
+    ]
+}
+
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
@@ -264,17 +323,18 @@ fn targets_for(
                 return Err(missing("s3", &miss, source));
             };
             let prefix = get_str(c, "workspace_key_prefix").unwrap_or("env:").trim_end_matches('/').to_string();
-            let region = get_str(c, "region").map(String::from);
-            let profile = get_str(c, "profile").map(String::from);
             let s3_endpoint = nested_str(c, "endpoints", "s3").or_else(|| get_str(c, "endpoint")).map(String::from);
             let ddb_endpoint = nested_str(c, "endpoints", "dynamodb").or_else(|| get_str(c, "dynamodb_endpoint")).map(String::from);
+            let common = s3_credential_params(c);
+            let with = |endpoint: Option<String>| {
+                let mut p = common.clone();
+                p.push(("endpoint", endpoint));
+                p
+            };
             let mut out = Vec::new();
             if get_bool(c, "use_lockfile") {
                 out.push(Discovered {
-                    target: target(
-                        format!("s3://{bucket}"),
-                        vec![("region", region.clone()), ("profile", profile.clone()), ("endpoint", s3_endpoint)],
-                    ),
+                    target: target(format!("s3://{bucket}"), with(s3_endpoint)),
                     scope: Some(Scope {
                         base: format!("s3://{bucket}/"),
                         rule: Rule::S3 { key: key.into(), prefix: prefix.clone(), suffix: ".tflock".into() },
@@ -283,7 +343,7 @@ fn targets_for(
             }
             if let Some(table) = get_str(c, "dynamodb_table") {
                 out.push(Discovered {
-                    target: target(format!("dynamodb://{table}/{bucket}/"), vec![("region", region), ("profile", profile), ("endpoint", ddb_endpoint)]),
+                    target: target(format!("dynamodb://{table}/{bucket}/"), with(ddb_endpoint)),
                     scope: Some(Scope {
                         base: format!("dynamodb://{table}/{bucket}/"),
                         rule: Rule::S3 { key: key.into(), prefix, suffix: String::new() },
@@ -417,6 +477,77 @@ mod tests {
             )),
             None
         );
+    }
+
+    #[test]
+    fn s3_credentials_files_and_assume_role_are_hidden_options() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("main.tf"),
+            r#"terraform {
+  backend "s3" {
+    bucket                   = "state"
+    key                      = "terraform.tfstate"
+    use_lockfile             = true
+    dynamodb_table           = "locks"
+    access_key               = "AKIDBLOCK"
+    secret_key               = "s3cr3t-from-block"
+    token                    = "t0ken-from-block"
+    shared_config_files      = ["/etc/aws/config", "~/.aws/team"]
+    shared_credentials_files = ["/etc/aws/credentials"]
+    use_path_style           = true
+    skip_credentials_validation = true
+    role_arn                 = "arn:aws:iam::1:role/legacy"
+    assume_role = {
+      role_arn     = "arn:aws:iam::123456789012:role/oncall"
+      session_name = "tflock"
+      external_id  = "ext"
+      duration     = "30m"
+    }
+    endpoints = { sts = "http://127.0.0.1:3" }
+  }
+}"#,
+        )
+        .unwrap();
+        let d = discover(dir.path()).unwrap();
+        assert_eq!(d.targets.len(), 2);
+        for t in d.targets.iter().map(|d| &d.target) {
+            for secret in ["AKIDBLOCK", "s3cr3t-from-block", "t0ken-from-block"] {
+                assert!(!t.url.contains(secret), "{}", t.url);
+            }
+            assert_eq!(t.param("access_key"), Some("AKIDBLOCK"));
+            assert_eq!(t.param("secret_key"), Some("s3cr3t-from-block"));
+            assert_eq!(t.param("token"), Some("t0ken-from-block"));
+            assert_eq!(
+                t.param("shared_config_files"),
+                Some("/etc/aws/config\n~/.aws/team")
+            );
+            assert_eq!(
+                t.param("shared_credentials_files"),
+                Some("/etc/aws/credentials")
+            );
+            assert_eq!(
+                t.param("role_arn"),
+                Some("arn:aws:iam::123456789012:role/oncall")
+            );
+            assert_eq!(t.param("session_name"), Some("tflock"));
+            assert_eq!(t.param("external_id"), Some("ext"));
+            assert_eq!(t.param("assume_role_duration"), Some("30m"));
+            assert_eq!(t.param("sts_endpoint"), Some("http://127.0.0.1:3"));
+            // Settings tflock does not need are not passed on.
+            assert_eq!(t.param("skip_credentials_validation"), None);
+        }
+
+        // The legacy top-level role settings, as `terraform init` records them.
+        let legacy: Map<String, Value> = serde_json::from_str(
+            r#"{"bucket":"b","key":"k","use_lockfile":true,"assume_role":null,"role_arn":"arn:aws:iam::1:role/legacy","assume_role_duration_seconds":900,"shared_config_files":null,"access_key":null}"#,
+        )
+        .unwrap();
+        let t = &targets_for("s3", &legacy, dir.path(), "test").unwrap()[0].target;
+        assert_eq!(t.param("role_arn"), Some("arn:aws:iam::1:role/legacy"));
+        assert_eq!(t.param("assume_role_duration"), Some("900"));
+        assert_eq!(t.param("access_key"), None);
+        assert_eq!(t.param("shared_config_files"), None);
     }
 
     #[test]

@@ -43,6 +43,17 @@ struct Backend<'a> {
     /// Everything a break must leave as it was: state, digests, other metadata and the
     /// neighbour's lock.
     untouchables: &'a dyn Fn() -> String,
+    /// Secrets of the backend block that must appear in no output and no audit record.
+    secrets: &'a [&'a str],
+}
+
+fn assert_no_secret(secrets: &[&str], what: &str, text: &str) {
+    for s in secrets {
+        assert!(
+            !text.contains(s),
+            "a secret of the backend block is in {what}:\n{text}"
+        );
+    }
 }
 
 /// The acceptance round trip, from the working directory and with no `-t`: kill -9 an
@@ -59,6 +70,7 @@ fn stale_lock_found_and_broken(wd: &Workdir, workspace: &str, b: Backend<'_>) ->
     // No -t: the backend comes from the working directory. Only this backend config's
     // lock is listed, not the neighbour's.
     let locks = wd.tflock_list_json(&[]);
+    assert_no_secret(b.secrets, "list --json", &format!("{locks:?}"));
     assert_eq!(locks.len(), 1, "{locks:#?}");
     let lock = &locks[0];
     assert_eq!(lock["id"], id.as_str(), "{lock:#?}");
@@ -88,6 +100,9 @@ fn stale_lock_found_and_broken(wd: &Workdir, workspace: &str, b: Backend<'_>) ->
     // For monitors: a stale lock is exit 5 with --exit-code.
     let monitor = wd.tflock(&["list", "--stale-after", "0s", "--exit-code"]);
     assert_eq!(code(&monitor), 5, "{}", combined(&monitor));
+    assert_no_secret(b.secrets, "list", &combined(&monitor));
+    let inspect = wd.tflock(&["inspect", &id]);
+    assert_no_secret(b.secrets, "inspect", &combined(&inspect));
 
     let dry = wd.tflock(&[
         "break",
@@ -99,6 +114,7 @@ fn stale_lock_found_and_broken(wd: &Workdir, workspace: &str, b: Backend<'_>) ->
     ]);
     let text = combined(&dry);
     assert_eq!(code(&dry), 0, "{text}");
+    assert_no_secret(b.secrets, "break --dry-run", &text);
     assert!(
         text.contains("Dry run: would break 1 stale lock(s)"),
         "{text}"
@@ -111,6 +127,7 @@ fn stale_lock_found_and_broken(wd: &Workdir, workspace: &str, b: Backend<'_>) ->
     let broke = wd.tflock(&["break", "--stale", "--older-than", "0s", "--yes"]);
     let text = combined(&broke);
     assert_eq!(code(&broke), 0, "{text}");
+    assert_no_secret(b.secrets, "break", &text);
     assert!(
         text.contains("broken 1, changed 0, refused 0, failed 0"),
         "{text}"
@@ -126,6 +143,11 @@ fn stale_lock_found_and_broken(wd: &Workdir, workspace: &str, b: Backend<'_>) ->
     assert_eq!((b.untouchables)(), before, "something else was modified");
 
     let audit = audit_records(wd);
+    assert_no_secret(
+        b.secrets,
+        "the audit log",
+        &std::fs::read_to_string(wd.file("audit.jsonl")).unwrap_or_default(),
+    );
     assert_eq!(audit.len(), 1, "{audit:#?}");
     assert_eq!(audit[0]["id"], id.as_str(), "{audit:#?}");
     assert_eq!(audit[0]["outcome"], "broken", "{audit:#?}");
@@ -188,17 +210,50 @@ fn s3_untouchables(moto: &Moto) -> String {
     )
 }
 
-/// S3 migration mode (`use_lockfile` + `dynamodb_table`): region and both endpoints come
-/// from the backend block, credentials from AWS_* in the environment.
+/// Keys and token of the s3 block below: never printed, never audited.
+const S3_BLOCK_SECRETS: [&str; 3] = [
+    "AKIDE2EBLOCKKEY",
+    "e2e-block-secret-key",
+    "e2e-block-session-token",
+];
+
+/// S3 migration mode (`use_lockfile` + `dynamodb_table`): region, both endpoints, the
+/// access key, secret key and token, and `assume_role` (STS on moto) all come from the
+/// backend block; no AWS_* keys in the environment.
 #[test]
 fn s3_lockfile_and_table_found_from_the_working_directory() {
     let (Some(()), Some(endpoint)) = (require_terraform(), moto()) else {
         return;
     };
     let moto = Moto::new(&endpoint, true);
-    let mut wd = Workdir::new(&moto.backend_block(true));
-    wd.env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
+    let [key, secret, token] = S3_BLOCK_SECRETS;
+    let block = moto.backend_block(true).replace(
+        "    region = \"us-east-1\"\n",
+        &format!(
+            r#"    region = "us-east-1"
+    access_key = "{key}"
+    secret_key = "{secret}"
+    token      = "{token}"
+    assume_role = {{
+      role_arn     = "arn:aws:iam::123456789012:role/tflock-e2e"
+      session_name = "tflock-e2e"
+      duration     = "15m"
+    }}
+"#
+        ),
+    );
+    let block = block.replace(
+        &format!("      dynamodb = \"{endpoint}\"\n"),
+        &format!("      dynamodb = \"{endpoint}\"\n      sts      = \"{endpoint}\"\n"),
+    );
+    assert!(
+        block.contains("sts ") && block.contains("assume_role"),
+        "{block}"
+    );
+    let mut wd = Workdir::new(&block);
+    // Keys in the environment lose to the block's, for terraform and tflock alike.
+    wd.env("AWS_ACCESS_KEY_ID", "ENVKEYUNUSED")
+        .env("AWS_SECRET_ACCESS_KEY", "env-secret-unused")
         .env("AWS_EC2_METADATA_DISABLED", "true");
     wd.init();
     wd.apply();
@@ -216,6 +271,7 @@ fn s3_lockfile_and_table_found_from_the_working_directory() {
             halves: &halves,
             places: 2,
             untouchables: &untouchables,
+            secrets: &S3_BLOCK_SECRETS,
         },
     );
 }
@@ -265,6 +321,7 @@ fn s3_table_workspace_lock_found_with_the_blocks_profile() {
             halves: &halves,
             places: 1,
             untouchables: &untouchables,
+            secrets: &[],
         },
     );
 }
@@ -305,6 +362,7 @@ fn gcs_lock_found_from_the_working_directory() {
             halves: &halves,
             places: 1,
             untouchables: &untouchables,
+            secrets: &[],
         },
     );
     assert!(
@@ -362,6 +420,7 @@ fn azurerm_workspace_lock_found_with_the_blocks_access_key() {
             halves: &halves,
             places: 1,
             untouchables: &untouchables,
+            secrets: &[az.key.as_str()],
         },
     );
     assert_eq!(
