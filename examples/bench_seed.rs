@@ -161,10 +161,21 @@ async fn dynamodb(
     check(rsp, op).await
 }
 
+/// DynamoDB's item size: attribute names plus UTF-8 string values. A Scan page holds up
+/// to 1 MB of items read (before the filter), so this sets the fewest pages possible.
+fn item_bytes(item: &[(&str, &str)]) -> usize {
+    item.iter().map(|(k, v)| k.len() + v.len()).sum()
+}
+
 /// s3 backend with `dynamodb_table`: per state, the digest row Terraform keeps
 /// (`<bucket>/<key>-md5`, `Digest` = hex MD5 of the state) and the lock row
 /// (`LockID = <bucket>/<key>`, `Info` = LockInfo JSON) put with `attribute_not_exists(LockID)`.
-async fn seed_dynamodb(http: &reqwest::Client, n: usize, seed: u64) -> Result<String, BoxError> {
+/// Returns the target and the table's size in bytes.
+async fn seed_dynamodb(
+    http: &reqwest::Client,
+    n: usize,
+    seed: u64,
+) -> Result<(String, usize), BoxError> {
     dynamodb(
         http,
         "CreateTable",
@@ -176,18 +187,27 @@ async fn seed_dynamodb(http: &reqwest::Client, n: usize, seed: u64) -> Result<St
         }),
     )
     .await?;
+    let bytes = std::sync::atomic::AtomicUsize::new(0);
+    let bytes = &bytes;
     for_each(n, |i| async move {
         let lock_id = format!("{BUCKET}/{}", state_key(i));
+        let digest_id = format!("{lock_id}-md5");
         let digest: String = Md5::digest(state_body(i).as_bytes())
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
+        let info = info(i, seed, lock_id.clone()).to_terraform_json();
+        bytes.fetch_add(
+            item_bytes(&[("LockID", &digest_id), ("Digest", &digest)])
+                + item_bytes(&[("LockID", &lock_id), ("Info", &info)]),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         dynamodb(
             http,
             "PutItem",
             serde_json::json!({
                 "TableName": TABLE,
-                "Item": {"LockID": {"S": format!("{lock_id}-md5")}, "Digest": {"S": digest}},
+                "Item": {"LockID": {"S": digest_id}, "Digest": {"S": digest}},
             }),
         )
         .await?;
@@ -198,7 +218,7 @@ async fn seed_dynamodb(http: &reqwest::Client, n: usize, seed: u64) -> Result<St
                 "TableName": TABLE,
                 "Item": {
                     "LockID": {"S": lock_id.clone()},
-                    "Info": {"S": info(i, seed, lock_id.clone()).to_terraform_json()},
+                    "Info": {"S": info},
                 },
                 "ConditionExpression": "attribute_not_exists(LockID)",
             }),
@@ -206,7 +226,10 @@ async fn seed_dynamodb(http: &reqwest::Client, n: usize, seed: u64) -> Result<St
         .await
     })
     .await?;
-    Ok(format!("dynamodb://{TABLE}"))
+    Ok((
+        format!("dynamodb://{TABLE}"),
+        bytes.load(std::sync::atomic::Ordering::Relaxed),
+    ))
 }
 
 /// gcs backend: `<prefix><ws>.tfstate`, and the lock `<prefix><ws>.tflock` created by a
@@ -332,14 +355,20 @@ async fn run() -> Result<(), BoxError> {
         .build()?;
     for backend in backends {
         let started = std::time::Instant::now();
-        let target = match backend.as_str() {
-            "s3" => seed_s3(&http, locks, seed).await?,
-            "dynamodb" => seed_dynamodb(&http, locks, seed).await?,
-            "gcs" => seed_gcs(&http, locks, seed).await?,
-            _ => seed_azure(locks, seed).await?,
+        let (target, extra) = match backend.as_str() {
+            "s3" => (seed_s3(&http, locks, seed).await?, String::new()),
+            "dynamodb" => {
+                let (target, bytes) = seed_dynamodb(&http, locks, seed).await?;
+                (
+                    target,
+                    format!(", {} items, table_bytes={bytes}", 2 * locks),
+                )
+            }
+            "gcs" => (seed_gcs(&http, locks, seed).await?, String::new()),
+            _ => (seed_azure(locks, seed).await?, String::new()),
         };
         println!(
-            "seeded {locks} locks in {target} ({:.1}s)",
+            "seeded {locks} locks in {target} ({:.1}s{extra})",
             started.elapsed().as_secs_f64()
         );
     }
