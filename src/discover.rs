@@ -398,6 +398,18 @@ fn targets_for(
             if let Some(s) = get_str(c, "sas_token") {
                 params.push(("sas_token", Some(s.to_string())));
             }
+            // The cloud, and Entra ID for the data plane; unset ones fall back to
+            // ARM_ENVIRONMENT / ARM_USE_AZUREAD in the backend crate, as in Terraform.
+            // metadata_host is passed so the crate can refuse it instead of ignoring it.
+            for name in ["environment", "metadata_host"] {
+                params.push((name, get_str(c, name).map(String::from)));
+            }
+            let azuread = match c.get("use_azuread_auth") {
+                Some(Value::Bool(b)) => Some(b.to_string()),
+                Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_string()),
+                _ => None,
+            };
+            params.push(("use_azuread_auth", azuread));
             Ok(vec![Discovered {
                 target: target(format!("azblob://{account}/{container}"), params),
                 scope: Some(Scope { base: String::new(), rule: Rule::Azure { key } }),
@@ -627,6 +639,43 @@ mod tests {
             scope.workspace_of(&lock(Backend::Azure, "x", "other.tfstate")),
             None
         );
+    }
+
+    #[test]
+    fn azurerm_cloud_and_entra_settings_are_passed() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("main.tf"),
+            r#"terraform {
+  backend "azurerm" {
+    storage_account_name = "acct"
+    container_name       = "tfstate"
+    key                  = "prod.tfstate"
+    environment          = "usgovernment"
+    use_azuread_auth     = true
+    access_key           = "c2VjcmV0LWFjY2Vzcy1rZXk="
+    snapshot             = true
+  }
+}"#,
+        )
+        .unwrap();
+        let t = &discover(dir.path()).unwrap().targets[0].target;
+        assert_eq!(t.url, "azblob://acct/tfstate");
+        assert_eq!(t.param("environment"), Some("usgovernment"));
+        assert_eq!(t.param("use_azuread_auth"), Some("true"));
+        assert_eq!(t.param("access_key"), Some("c2VjcmV0LWFjY2Vzcy1rZXk="));
+        assert_eq!(t.param("metadata_host"), None);
+        assert_eq!(t.param("snapshot"), None);
+        // As `terraform init` records it: unset settings are null and are not passed, so
+        // the crate falls back to ARM_USE_AZUREAD / ARM_ENVIRONMENT.
+        let init: Map<String, Value> = serde_json::from_str(
+            r#"{"storage_account_name":"acct","container_name":"c","key":"k","use_azuread_auth":null,"environment":null,"metadata_host":"m.example"}"#,
+        )
+        .unwrap();
+        let t = &targets_for("azurerm", &init, dir.path(), "test").unwrap()[0].target;
+        assert_eq!(t.param("use_azuread_auth"), None);
+        assert_eq!(t.param("environment"), None);
+        assert_eq!(t.param("metadata_host"), Some("m.example"));
     }
 
     #[test]

@@ -27,6 +27,27 @@ pub(crate) struct Clients {
     pub container_client: BlobContainerClient,
 }
 
+/// Terraform's `metadata_host` (or `ARM_METADATA_HOSTNAME`) asks a custom cloud's metadata
+/// service for its endpoints; tflock cannot yet, and must not quietly use the public cloud.
+fn refuse_metadata_host(
+    given: Option<&str>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), String> {
+    let from = match given.map(str::trim).filter(|h| !h.is_empty()) {
+        Some(h) => Some(("metadata_host", h.to_string())),
+        None => ["ARM_METADATA_HOSTNAME", "ARM_METADATA_HOST"]
+            .into_iter()
+            .find_map(|n| env(n).filter(|v| !v.trim().is_empty()).map(|v| (n, v))),
+    };
+    match from {
+        None => Ok(()),
+        Some((name, host)) => Err(format!(
+            "{name}={} is set: tflock cannot read a custom cloud's metadata host yet; pass the account's blob endpoint as ?endpoint=https://ACCOUNT.blob.SUFFIX (or tflock.toml endpoint = ...)",
+            host.trim()
+        )),
+    }
+}
+
 impl Clients {
     pub(crate) fn connect(
         target: &Target,
@@ -43,7 +64,14 @@ impl Clients {
             &["access_key", "sas_token"],
             "set it in tflock.toml (access_key = \"...\") or use ARM_ACCESS_KEY / ARM_SAS_TOKEN",
         )?;
-        target.check_params(&["endpoint", "access_key", "sas_token"])?;
+        target.check_params(&[
+            "endpoint",
+            "access_key",
+            "sas_token",
+            "environment",
+            "use_azuread_auth",
+            "metadata_host",
+        ])?;
         let account = target.host.trim().to_string();
         let (container, prefix) = match target.path.split_once('/') {
             Some((c, p)) => (c.to_string(), p.to_string()),
@@ -56,10 +84,21 @@ impl Clients {
             )));
         }
         let usage = |m: String| Error::usage(format!("{}: {m}", target.url));
+        refuse_metadata_host(target.param("metadata_host"), env).map_err(usage)?;
+        let use_azuread_auth = match target.param("use_azuread_auth") {
+            None => None,
+            Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" => Some(true),
+                "false" | "0" => Some(false),
+                _ => return Err(usage(format!("use_azuread_auth={v} is not true or false"))),
+            },
+        };
         let given = credentials::Given {
             endpoint: target.param("endpoint"),
             access_key: target.param("access_key"),
             sas_token: target.param("sas_token"),
+            environment: target.param("environment"),
+            use_azuread_auth,
         };
         let creds = credentials::resolve(&account, given, env).map_err(usage)?;
         let mut client_options = transport::client_options(opts, env).map_err(usage)?;
@@ -142,5 +181,65 @@ impl Clients {
                 format!("cannot create a client for blob {name}: {e}"),
             )
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connect(target: &Target, env: &[(&str, &str)]) -> Result<Clients, Error> {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let lookup = move |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        Clients::connect(target, &ConnectOptions::default(), &lookup)
+    }
+
+    #[test]
+    fn block_settings_reach_the_client_and_metadata_host_is_refused() {
+        let mut t = Target::parse("azblob://acct/tfstate").unwrap();
+        t.params
+            .insert("access_key".into(), "c2VjcmV0LWtleQ==".into());
+        t.params.insert("environment".into(), "usgovernment".into());
+        let c = connect(&t, &[("ARM_ENVIRONMENT", "china")])
+            .map_err(|e| e.to_string())
+            .unwrap();
+        assert_eq!(
+            c.container_url.as_str(),
+            "https://acct.blob.core.usgovcloudapi.net/tfstate"
+        );
+
+        t.params
+            .insert("metadata_host".into(), "management.example.cloud".into());
+        let err = connect(&t, &[]).err().unwrap();
+        let text = err.to_string();
+        assert_eq!(err.exit_code(), 2, "{text}");
+        assert!(
+            text.contains("metadata_host=management.example.cloud"),
+            "{text}"
+        );
+        assert!(!text.contains("c2VjcmV0LWtleQ=="), "{text}");
+        t.params.remove("metadata_host");
+        let err = connect(&t, &[("ARM_METADATA_HOSTNAME", "m.example")])
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("ARM_METADATA_HOSTNAME"), "{err}");
+
+        t.params.insert("use_azuread_auth".into(), "maybe".into());
+        assert_eq!(connect(&t, &[]).err().unwrap().exit_code(), 2);
+        // Entra ID forced: the az CLI key in the environment is not used, and Entra needs https.
+        let mut t =
+            Target::parse("azblob://acct/tfstate?endpoint=http://127.0.0.1:1/acct").unwrap();
+        t.params.insert("use_azuread_auth".into(), "true".into());
+        let err = connect(&t, &[("AZURE_STORAGE_KEY", "a2V5")])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("Entra ID tokens are only sent over https"),
+            "{err}"
+        );
     }
 }

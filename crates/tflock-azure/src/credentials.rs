@@ -7,6 +7,9 @@
 //! `AZURE_STORAGE_KEY`); SAS (`ARM_SAS_TOKEN`, `AZURE_STORAGE_SAS_TOKEN`); otherwise Entra
 //! ID, picked like azurerm does: client secret, then OIDC / workload identity, then managed
 //! identity (`ARM_USE_MSI=true`), then the Azure CLI's login.
+//! With `use_azuread_auth` (or `ARM_USE_AZUREAD`) only Terraform's own sources come before
+//! Entra ID, in Terraform's order: `access_key` / `ARM_ACCESS_KEY`, then `sas_token` /
+//! `ARM_SAS_TOKEN`; the az CLI's `AZURE_STORAGE_*` variables are not read.
 //! Resolution is pure (an env lookup function in, a plan out) so it is tested without
 //! touching the process environment; [`Credentials::token_credential`] builds the SDK object.
 
@@ -102,18 +105,33 @@ fn truthy(env: &dyn Fn(&str) -> Option<String>, name: &str) -> bool {
     )
 }
 
-/// The blob endpoint suffix of the cloud in `ARM_ENVIRONMENT` (Terraform's variable).
-fn endpoint_suffix(env: &dyn Fn(&str) -> Option<String>) -> Result<&'static str, String> {
-    match env("ARM_ENVIRONMENT")
-        .map(|v| v.trim().to_ascii_lowercase())
-        .as_deref()
-    {
-        None | Some("") | Some("public") | Some("azurecloud") => Ok("core.windows.net"),
-        Some("usgovernment") | Some("azureusgovernment") => Ok("core.usgovernmentcloudapi.net"),
-        Some("china") | Some("azurechinacloud") => Ok("core.chinacloudapi.cn"),
-        Some(other) => Err(format!(
-            "ARM_ENVIRONMENT={other} is not known (public, usgovernment, china); pass ?endpoint= on the target instead"
+/// The blob endpoint suffix of a cloud, by the names Terraform's `environment` setting
+/// takes (go-azure-sdk's `environments.FromName`) and the az CLI's cloud names.
+pub(crate) fn suffix_of(environment: &str) -> Result<&'static str, String> {
+    match environment.trim().to_ascii_lowercase().as_str() {
+        "" | "public" | "global" | "canary" | "azurecloud" => Ok("core.windows.net"),
+        "usgovernment" | "usgovernmentl4" | "dod" | "usgovernmentl5" | "azureusgovernment" => {
+            Ok("core.usgovcloudapi.net")
+        }
+        "china" | "azurechinacloud" => Ok("core.chinacloudapi.cn"),
+        "german" | "germany" | "azuregermancloud" => Err(format!(
+            "environment {environment:?}: Azure Germany was closed in 2021 and Terraform no longer accepts it; pass ?endpoint= on the target instead"
         )),
+        other => Err(format!(
+            "environment {other:?} is not known (public, usgovernment, dod, china); pass ?endpoint= on the target instead"
+        )),
+    }
+}
+
+/// The blob endpoint suffix: the backend block's `environment`, else `ARM_ENVIRONMENT`.
+fn endpoint_suffix(
+    given: Option<&str>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<&'static str, String> {
+    match nonempty(given) {
+        Some(name) => suffix_of(name),
+        None => suffix_of(&env("ARM_ENVIRONMENT").unwrap_or_default())
+            .map_err(|e| format!("ARM_ENVIRONMENT: {e}")),
     }
 }
 
@@ -175,6 +193,10 @@ pub(crate) struct Given<'a> {
     pub endpoint: Option<&'a str>,
     pub access_key: Option<&'a str>,
     pub sas_token: Option<&'a str>,
+    /// `environment` of the block (public, usgovernment, china).
+    pub environment: Option<&'a str>,
+    /// `use_azuread_auth` of the block; `None` falls back to `ARM_USE_AZUREAD`.
+    pub use_azuread_auth: Option<bool>,
 }
 
 fn nonempty(v: Option<&str>) -> Option<&str> {
@@ -209,7 +231,7 @@ pub(crate) fn resolve(
     if let Some((auth, name)) = own {
         let endpoint = match explicit {
             Some(e) => e,
-            None => default_endpoint(endpoint_suffix(env)?, "https")?,
+            None => default_endpoint(endpoint_suffix(given.environment, env)?, "https")?,
         };
         return Ok(Credentials {
             auth,
@@ -218,7 +240,22 @@ pub(crate) fn resolve(
         });
     }
 
-    if let Some((_, text)) = first(env, &["AZURE_STORAGE_CONNECTION_STRING"]) {
+    // Terraform's use_azuread_auth: after its own key and SAS sources, Entra ID; the az
+    // CLI's AZURE_STORAGE_* variables (which Terraform never reads) are skipped.
+    let azuread = given
+        .use_azuread_auth
+        .unwrap_or_else(|| truthy(env, "ARM_USE_AZUREAD"));
+    let (conn_vars, key_vars, sas_vars): (&[&'static str], &[&'static str], &[&'static str]) =
+        if azuread {
+            (&[], &["ARM_ACCESS_KEY"], &["ARM_SAS_TOKEN"])
+        } else {
+            (
+                &["AZURE_STORAGE_CONNECTION_STRING"],
+                &["ARM_ACCESS_KEY", "AZURE_STORAGE_KEY"],
+                &["ARM_SAS_TOKEN", "AZURE_STORAGE_SAS_TOKEN"],
+            )
+        };
+    if let Some((_, text)) = first(env, conn_vars) {
         let cs = parse_connection_string(&text)?;
         if let Some(name) = &cs.account {
             if name != account {
@@ -233,7 +270,9 @@ pub(crate) fn resolve(
                 parse_endpoint(b, "BlobEndpoint in AZURE_STORAGE_CONNECTION_STRING")?
             }
             (None, None) => default_endpoint(
-                cs.suffix.as_deref().unwrap_or(endpoint_suffix(env)?),
+                cs.suffix
+                    .as_deref()
+                    .unwrap_or(endpoint_suffix(given.environment, env)?),
                 cs.protocol.as_deref().unwrap_or("https"),
             )?,
         };
@@ -254,16 +293,16 @@ pub(crate) fn resolve(
 
     let endpoint = match explicit {
         Some(e) => e,
-        None => default_endpoint(endpoint_suffix(env)?, "https")?,
+        None => default_endpoint(endpoint_suffix(given.environment, env)?, "https")?,
     };
-    if let Some((name, key)) = first(env, &["ARM_ACCESS_KEY", "AZURE_STORAGE_KEY"]) {
+    if let Some((name, key)) = first(env, key_vars) {
         return Ok(Credentials {
             auth: Auth::SharedKey(Secret::new(key)),
             endpoint,
             source: name.into(),
         });
     }
-    if let Some((name, sas)) = first(env, &["ARM_SAS_TOKEN", "AZURE_STORAGE_SAS_TOKEN"]) {
+    if let Some((name, sas)) = first(env, sas_vars) {
         return Ok(Credentials {
             auth: Auth::Sas(Secret::new(sas.trim_start_matches('?').to_string())),
             endpoint,
@@ -541,7 +580,7 @@ mod tests {
                 .unwrap()
                 .endpoint
                 .as_str(),
-            "https://acct.blob.core.usgovernmentcloudapi.net/"
+            "https://acct.blob.core.usgovcloudapi.net/"
         );
         let e = env(&[("ARM_ACCESS_KEY", "a2V5"), ("ARM_ENVIRONMENT", "mars")]);
         assert!(resolve("acct", Given::default(), &e)
@@ -578,6 +617,7 @@ mod tests {
             sas_token: Some("?sv=own&sig=x"),
             access_key: Some(" "),
             endpoint: Some("https://127.0.0.1:9/acct"),
+            ..Given::default()
         };
         let c = resolve("acct", own_sas, &e).unwrap();
         assert_eq!(kind(&c), "sas:sv=own&sig=x");
@@ -590,6 +630,84 @@ mod tests {
         assert_eq!(
             c.endpoint.as_str(),
             "https://acct.blob.core.chinacloudapi.cn/"
+        );
+    }
+
+    #[test]
+    fn use_azuread_auth_skips_the_az_cli_variables_in_terraforms_order() {
+        let az_cli = [
+            (
+                "AZURE_STORAGE_CONNECTION_STRING",
+                "AccountName=acct;AccountKey=Y3M=",
+            ),
+            ("AZURE_STORAGE_KEY", "c2Vjb25k"),
+            ("AZURE_STORAGE_SAS_TOKEN", "sv=az"),
+            ("ARM_TENANT_ID", "t"),
+        ];
+        let entra = Given {
+            use_azuread_auth: Some(true),
+            ..Given::default()
+        };
+        let c = resolve("acct", entra, &env(&az_cli)).unwrap();
+        assert_eq!(kind(&c), r#"AzureCli { tenant: Some("t") }"#);
+        // ARM_USE_AZUREAD does the same; the block's `false` wins over it.
+        let mut with_var = az_cli.to_vec();
+        with_var.push(("ARM_USE_AZUREAD", "true"));
+        let c = resolve("acct", Given::default(), &env(&with_var)).unwrap();
+        assert!(matches!(c.auth, Auth::Entra(_)), "{c:?}");
+        let off = Given {
+            use_azuread_auth: Some(false),
+            ..Given::default()
+        };
+        let c = resolve("acct", off, &env(&with_var)).unwrap();
+        assert_eq!(c.source, "AZURE_STORAGE_CONNECTION_STRING");
+        // As in Terraform, access_key (ARM_ACCESS_KEY) and sas_token (ARM_SAS_TOKEN) still
+        // come first: use_azuread_auth only decides what happens without them.
+        let mut with_key = az_cli.to_vec();
+        with_key.push(("ARM_SAS_TOKEN", "sv=arm"));
+        let c = resolve("acct", entra, &env(&with_key)).unwrap();
+        assert_eq!(
+            (kind(&c).as_str(), c.source.as_str()),
+            ("sas:sv=arm", "ARM_SAS_TOKEN")
+        );
+        with_key.push(("ARM_ACCESS_KEY", "YXJt"));
+        let c = resolve("acct", entra, &env(&with_key)).unwrap();
+        assert_eq!(c.source, "ARM_ACCESS_KEY");
+    }
+
+    #[test]
+    fn the_blocks_environment_wins_over_arm_environment() {
+        let e = env(&[("ARM_ACCESS_KEY", "a2V5"), ("ARM_ENVIRONMENT", "china")]);
+        let endpoint = |environment: Option<&str>| {
+            let given = Given {
+                environment,
+                ..Given::default()
+            };
+            resolve("acct", given, &e).map(|c| c.endpoint.to_string())
+        };
+        assert_eq!(
+            endpoint(None).unwrap(),
+            "https://acct.blob.core.chinacloudapi.cn/"
+        );
+        for (name, host) in [
+            ("public", "acct.blob.core.windows.net"),
+            ("USGovernment", "acct.blob.core.usgovcloudapi.net"),
+            ("dod", "acct.blob.core.usgovcloudapi.net"),
+            ("china", "acct.blob.core.chinacloudapi.cn"),
+        ] {
+            assert_eq!(endpoint(Some(name)).unwrap(), format!("https://{host}/"));
+        }
+        let german = endpoint(Some("german")).unwrap_err();
+        assert!(german.contains("Azure Germany"), "{german}");
+        let bad = resolve(
+            "acct",
+            Given::default(),
+            &env(&[("ARM_ENVIRONMENT", "mars")]),
+        )
+        .unwrap_err();
+        assert!(
+            bad.starts_with("ARM_ENVIRONMENT: environment \"mars\""),
+            "{bad}"
         );
     }
 }
