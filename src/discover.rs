@@ -368,12 +368,18 @@ fn targets_for(
             let endpoint = get_str(c, "storage_custom_endpoint").map(String::from).or_else(|| env("GOOGLE_STORAGE_CUSTOM_ENDPOINT"));
             let url = if prefix.is_empty() { format!("gs://{bucket}") } else { format!("gs://{bucket}/{}", prefix.trim_end_matches('/')) };
             Ok(vec![Discovered {
-                // access_token is a hidden option: the shown target is the URL alone.
+                // access_token and credentials are hidden options: the shown target is the
+                // URL alone. impersonate_service_account is passed so the crate can refuse it.
                 target: target(
                     url,
                     vec![
                         ("endpoint", endpoint),
                         ("access_token", get_str(c, "access_token").map(String::from)),
+                        ("credentials", get_str(c, "credentials").map(String::from)),
+                        (
+                            "impersonate_service_account",
+                            get_str(c, "impersonate_service_account").map(String::from),
+                        ),
                     ],
                 ),
                 scope: Some(Scope { base: format!("gs://{bucket}/{prefix}"), rule: Rule::Gcs }),
@@ -573,13 +579,20 @@ mod tests {
         std::fs::create_dir(dir.path().join(".terraform")).unwrap();
         std::fs::write(
             dir.path().join(".terraform/terraform.tfstate"),
-            r#"{"version":3,"backend":{"type":"gcs","config":{"bucket":"b","prefix":"/team/app","storage_custom_endpoint":null,"access_token":"ya29.tok"},"hash":1}}"#,
+            r#"{"version":3,"backend":{"type":"gcs","config":{"bucket":"b","prefix":"/team/app","storage_custom_endpoint":null,"access_token":"ya29.tok","credentials":"{\"type\":\"service_account\",\"private_key\":\"SECRETKEY\"}","impersonate_service_account":"tf@p.iam.gserviceaccount.com"},"hash":1}}"#,
         )
         .unwrap();
         std::fs::write(dir.path().join(".terraform/environment"), "staging").unwrap();
         let d = discover(dir.path()).unwrap();
         assert_eq!(d.targets[0].target.url, "gs://b/team/app");
         assert_eq!(d.targets[0].target.param("access_token"), Some("ya29.tok"));
+        let creds = d.targets[0].target.param("credentials").unwrap();
+        assert!(creds.contains("SECRETKEY"), "{creds}");
+        assert!(!d.targets[0].target.url.contains("SECRETKEY"));
+        assert_eq!(
+            d.targets[0].target.param("impersonate_service_account"),
+            Some("tf@p.iam.gserviceaccount.com")
+        );
         assert_eq!(d.targets[0].target.param("endpoint"), None);
         let scope = d.targets[0].scope.as_ref().unwrap();
         assert_eq!(

@@ -102,6 +102,102 @@ impl TokenSourceProvider for StaticTokenProvider {
     }
 }
 
+/// Terraform's `credentials` setting: the block's own (the target's option), else
+/// `GOOGLE_BACKEND_CREDENTIALS`, else `GOOGLE_CREDENTIALS`; with where it came from.
+fn credentials_setting(
+    target: &Target,
+    env: impl Fn(&str) -> Option<String>,
+) -> Option<(String, &'static str)> {
+    if let Some(v) = target
+        .param("credentials")
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+    {
+        return Some((v.to_string(), "the backend's credentials"));
+    }
+    ["GOOGLE_BACKEND_CREDENTIALS", "GOOGLE_CREDENTIALS"]
+        .into_iter()
+        .find_map(|n| env(n).map(|v| (v, n)))
+}
+
+/// The service-account JSON of a credentials setting, which (as in Terraform) is either the
+/// JSON itself or the path of a file holding it. Errors never repeat the value: it may be
+/// the key.
+fn credentials_json(value: &str, from: &str) -> Result<String, String> {
+    let value = value.trim();
+    if value.starts_with('{') {
+        return serde_json::from_str::<serde_json::Value>(value)
+            .map(|_| value.to_string())
+            .map_err(|e| {
+                format!(
+                    "{from} is not valid JSON (line {}, column {})",
+                    e.line(),
+                    e.column()
+                )
+            });
+    }
+    let path = match value.strip_prefix("~/") {
+        Some(rest) => match std::env::var_os("HOME") {
+            Some(home) => std::path::Path::new(&home).join(rest),
+            None => std::path::PathBuf::from(value),
+        },
+        None => std::path::PathBuf::from(value),
+    };
+    // Named only when it looks like a path: a mangled key must not be printed.
+    let looks_like_path = ["/", "~/", "./", "../"]
+        .iter()
+        .any(|p| value.starts_with(p))
+        || value.ends_with(".json");
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        let what = if looks_like_path {
+            path.display().to_string()
+        } else {
+            "the value, not shown".to_string()
+        };
+        format!(
+            "{from} is neither service-account JSON nor a readable file ({what}: {})",
+            e.kind()
+        )
+    })?;
+    serde_json::from_str::<serde_json::Value>(&text)
+        .map(|_| text.clone())
+        .map_err(|e| {
+            format!(
+                "{from}: {} is not valid JSON (line {}, column {})",
+                path.display(),
+                e.line(),
+                e.column()
+            )
+        })
+}
+
+/// Terraform's `impersonate_service_account` (or `GOOGLE_BACKEND_IMPERSONATE_SERVICE_ACCOUNT`
+/// / `GOOGLE_IMPERSONATE_SERVICE_ACCOUNT`): gcloud-storage cannot impersonate, and using the
+/// caller's own identity instead would be wrong, so it is refused.
+fn refuse_impersonation(
+    target: &Target,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<(), Error> {
+    let set = target
+        .param("impersonate_service_account")
+        .map(|v| ("impersonate_service_account", v.trim().to_string()))
+        .or_else(|| {
+            [
+                "GOOGLE_BACKEND_IMPERSONATE_SERVICE_ACCOUNT",
+                "GOOGLE_IMPERSONATE_SERVICE_ACCOUNT",
+            ]
+            .into_iter()
+            .find_map(|n| env(n).map(|v| (n, v)))
+        });
+    match set {
+        None => Ok(()),
+        Some((name, account)) => Err(Error::usage(format!(
+            "{}: {name}={account}: tflock cannot impersonate a service account yet; run it with credentials of {account} (its key in GOOGLE_CREDENTIALS, or GOOGLE_OAUTH_ACCESS_TOKEN=$(gcloud auth print-access-token --impersonate-service-account={account}))",
+            target.url
+        ))),
+    }
+}
+
 fn env_nonempty(name: &str) -> Option<String> {
     std::env::var(name)
         .ok()
@@ -122,6 +218,7 @@ impl Conn {
                 Error::backend(&target.url, format!("cannot build the HTTP client: {e}"))
             })?;
         let http = reqwest_middleware::ClientBuilder::new(http).build();
+        refuse_impersonation(target, env_nonempty)?;
         let custom = custom_endpoint(target)?;
         let token = access_token(target, env_nonempty);
         let endpoint = custom
@@ -140,6 +237,14 @@ impl Conn {
                     ..base
                 },
                 Auth::AccessToken,
+            )
+        } else if let Some((value, from)) = credentials_setting(target, env_nonempty) {
+            // Terraform's order: access_token, then credentials; sent to a custom endpoint too.
+            let json = credentials_json(&value, from)
+                .map_err(|m| Error::usage(format!("{}: {m}", target.url)))?;
+            (
+                from_json(base, &json, from, &target.url, timeout).await?,
+                Auth::Credentials,
             )
         } else if custom.is_some() {
             // An emulator: no credentials, as Terraform's `access_token = "dummy"` setups.
@@ -225,33 +330,45 @@ impl Conn {
     }
 }
 
-/// Application Default Credentials, the Google way: `GOOGLE_BACKEND_CREDENTIALS` /
-/// `GOOGLE_CREDENTIALS` (Terraform's variables: a path or the JSON itself), then
-/// `GOOGLE_APPLICATION_CREDENTIALS`, gcloud's user credentials, and the metadata server.
-async fn adc(base: ClientConfig, target: &str, timeout: Duration) -> Result<ClientConfig, Error> {
+/// A client authenticated by service-account (or other credential) JSON.
+async fn from_json(
+    base: ClientConfig,
+    json: &str,
+    from: &str,
+    target: &str,
+    timeout: Duration,
+) -> Result<ClientConfig, Error> {
     use gcloud_storage::client::google_cloud_auth::credentials::CredentialsFile;
+    let hint = "check the service-account key (a JSON key file of type service_account, authorized_user or external_account)";
+    let limit = timeout.max(Duration::from_secs(5));
+    let work = async {
+        let file = CredentialsFile::new_from_str(json).await?;
+        base.with_credentials(file).await
+    };
+    match tokio::time::timeout(limit, work).await {
+        Ok(Ok(config)) => Ok(config),
+        // The auth crate's messages name fields and types, never key material.
+        Ok(Err(e)) => Err(Error::backend(
+            target,
+            format!("{from} cannot be used: {}", one_line(&e.to_string())),
+        )
+        .with_hint(hint)),
+        Err(_) => Err(Error::backend(
+            target,
+            format!("loading {from} took longer than {}s", limit.as_secs()),
+        )
+        .with_hint(hint)),
+    }
+}
+
+/// Application Default Credentials, the Google way: `GOOGLE_APPLICATION_CREDENTIALS`,
+/// gcloud's user credentials, and the metadata server. (Terraform's own `credentials`,
+/// `GOOGLE_BACKEND_CREDENTIALS` and `GOOGLE_CREDENTIALS` come first: [`credentials_setting`].)
+async fn adc(base: ClientConfig, target: &str, timeout: Duration) -> Result<ClientConfig, Error> {
     let hint = "set GOOGLE_APPLICATION_CREDENTIALS, run `gcloud auth application-default login`, set GOOGLE_OAUTH_ACCESS_TOKEN, or pass ?endpoint= for an emulator";
     // Finding credentials may probe the metadata server and fetch a first token.
     let limit = timeout.max(Duration::from_secs(5));
-    let explicit =
-        env_nonempty("GOOGLE_BACKEND_CREDENTIALS").or_else(|| env_nonempty("GOOGLE_CREDENTIALS"));
-    let work = async {
-        match explicit {
-            Some(value) => {
-                let file = if value.starts_with('{') {
-                    CredentialsFile::new_from_str(&value).await
-                } else {
-                    CredentialsFile::new_from_file(value).await
-                };
-                match file {
-                    Ok(file) => base.with_credentials(file).await,
-                    Err(e) => Err(e),
-                }
-            }
-            None => base.with_auth().await,
-        }
-    };
-    match tokio::time::timeout(limit, work).await {
+    match tokio::time::timeout(limit, base.with_auth()).await {
         Ok(Ok(config)) => Ok(config),
         Ok(Err(e)) => Err(Error::backend(
             target,
@@ -329,6 +446,94 @@ mod tests {
         assert_eq!(access_token(&t, env).as_deref(), Some("from-block"));
         t.params.insert("access_token".into(), " ".into());
         assert_eq!(access_token(&t, env).as_deref(), Some("from-env"));
+    }
+
+    #[test]
+    fn credentials_come_from_the_block_then_terraforms_variables() {
+        let env = |k: &str| match k {
+            "GOOGLE_CREDENTIALS" => Some("/from/google_credentials.json".to_string()),
+            "GOOGLE_BACKEND_CREDENTIALS" => Some("/from/backend.json".to_string()),
+            _ => None,
+        };
+        let only_generic = |k: &str| {
+            (k == "GOOGLE_CREDENTIALS").then(|| "/from/google_credentials.json".to_string())
+        };
+        let mut t = Target::parse("gs://b").unwrap();
+        assert_eq!(
+            credentials_setting(&t, env),
+            Some(("/from/backend.json".into(), "GOOGLE_BACKEND_CREDENTIALS"))
+        );
+        assert_eq!(
+            credentials_setting(&t, only_generic).map(|(_, from)| from),
+            Some("GOOGLE_CREDENTIALS")
+        );
+        t.params.insert(
+            "credentials".into(),
+            "{\"type\":\"service_account\"}".into(),
+        );
+        assert_eq!(
+            credentials_setting(&t, env).map(|(_, from)| from),
+            Some("the backend's credentials")
+        );
+        assert_eq!(
+            credentials_setting(&Target::parse("gs://b").unwrap(), |_| None),
+            None
+        );
+    }
+
+    #[test]
+    fn credentials_are_json_or_a_path_and_errors_never_show_them() {
+        let secret = "-----BEGIN PRIVATE KEY-----\\nTOPSECRET";
+        let json = format!("{{\"type\":\"service_account\",\"private_key\":\"{secret}\"}}");
+        assert_eq!(credentials_json(&format!(" {json} "), "x").unwrap(), json);
+        let dir = std::env::temp_dir().join(format!("tflock-gcs-cred-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("key.json");
+        std::fs::write(&file, &json).unwrap();
+        assert_eq!(
+            credentials_json(&file.display().to_string(), "x").unwrap(),
+            json
+        );
+        // Broken JSON, inline or in a file, and a value that is neither.
+        let broken = format!("{{\"private_key\":\"{secret}\"");
+        std::fs::write(&file, &broken).unwrap();
+        for value in [
+            broken.clone(),
+            file.display().to_string(),
+            "TOPSECRET-not-a-path".into(),
+        ] {
+            let err = credentials_json(&value, "the backend's credentials").unwrap_err();
+            assert!(!err.contains("TOPSECRET"), "{err}");
+            assert!(err.starts_with("the backend's credentials"), "{err}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn impersonation_is_refused_not_ignored() {
+        let mut t = Target::parse("gs://b").unwrap();
+        assert!(refuse_impersonation(&t, |_| None).is_ok());
+        let env = |k: &str| {
+            (k == "GOOGLE_IMPERSONATE_SERVICE_ACCOUNT")
+                .then(|| "env-sa@p.iam.gserviceaccount.com".to_string())
+        };
+        let err = refuse_impersonation(&t, env).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(
+            err.to_string()
+                .contains("GOOGLE_IMPERSONATE_SERVICE_ACCOUNT=env-sa@"),
+            "{err}"
+        );
+        t.params.insert(
+            "impersonate_service_account".into(),
+            "tf@p.iam.gserviceaccount.com".into(),
+        );
+        let text = refuse_impersonation(&t, env).unwrap_err().to_string();
+        assert!(
+            text.starts_with("gs://b: impersonate_service_account=tf@p.iam.gserviceaccount.com: tflock cannot impersonate"),
+            "{text}"
+        );
+        assert!(!text.contains('\n'));
     }
 
     #[test]

@@ -30,10 +30,15 @@ impl GcsStore {
             return Err(Error::usage(format!("{}: not a gs:// target", target.url)));
         }
         target.refuse_secrets_in_url(
-            &["access_token"],
-            "set it in tflock.toml (access_token = \"...\") or use GOOGLE_OAUTH_ACCESS_TOKEN",
+            &["access_token", "credentials"],
+            "set it in tflock.toml (access_token = \"...\", credentials = \"KEY.json\") or use GOOGLE_OAUTH_ACCESS_TOKEN / GOOGLE_CREDENTIALS",
         )?;
-        target.check_params(&["endpoint", "access_token"])?;
+        target.check_params(&[
+            "endpoint",
+            "access_token",
+            "credentials",
+            "impersonate_service_account",
+        ])?;
         let bucket = target.host.clone();
         if bucket.is_empty() {
             return Err(Error::usage(format!(

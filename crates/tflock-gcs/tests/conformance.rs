@@ -631,6 +631,134 @@ async fn access_token_option_is_sent_as_bearer() {
     );
 }
 
+/// A token endpoint that answers every POST with `access_token`, and counts the JWT
+/// assertions it received (what a service-account key exchange sends).
+async fn start_token_server(access_token: &'static str) -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let grants = Arc::new(Mutex::new(Vec::new()));
+    let seen = grants.clone();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let Some(request) = read_request(&mut client).await else {
+                    return;
+                };
+                let text = String::from_utf8_lossy(&request).into_owned();
+                if let Some(body) = text.split("\r\n\r\n").nth(1) {
+                    seen.lock().unwrap().push(body.to_string());
+                }
+                let body = format!(
+                    r#"{{"access_token":"{access_token}","expires_in":3600,"token_type":"Bearer"}}"#
+                );
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = client.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    (format!("http://{addr}/token"), grants)
+}
+
+/// The backend block's `credentials` (a service-account key: the JSON itself, or a path to
+/// it) is used as Terraform uses it: the key is exchanged for an access token at its
+/// `token_uri` (a local token server here), and that token is sent to the (custom)
+/// endpoint. Errors about it never show the key.
+#[tokio::test]
+async fn credentials_option_exchanges_the_key_for_a_token() {
+    let Some(f) = fixture().await else { return };
+    if std::env::var_os("GOOGLE_OAUTH_ACCESS_TOKEN").is_some() {
+        eprintln!("skipping: GOOGLE_OAUTH_ACCESS_TOKEN is set in this environment");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("tflock-gcs-sa-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pem = dir.join("key.pem");
+    let made = std::process::Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+        ])
+        .arg(&pem)
+        .output()
+        .expect("run openssl");
+    assert!(made.status.success(), "{made:?}");
+    let private_key = std::fs::read_to_string(&pem).unwrap();
+    let (token_uri, grants) = start_token_server("ya29.from-the-key").await;
+    let json = serde_json::json!({
+        "type": "service_account",
+        "project_id": "tflock-test",
+        "private_key_id": "k1",
+        "private_key": private_key,
+        "client_email": "tflock@tflock-test.iam.gserviceaccount.com",
+        "client_id": "1",
+        "token_uri": token_uri,
+    })
+    .to_string();
+    let key_file = dir.join("sa.json");
+    std::fs::write(&key_file, &json).unwrap();
+
+    let (proxy, rec) = start_proxy(host_port(&f.emu.base), false).await;
+    let bucket = unique("sa-key");
+    f.emu.create_bucket(&bucket).await;
+    for value in [json.clone(), key_file.display().to_string()] {
+        rec.auths.lock().unwrap().clear();
+        let mut target = Target::parse(&format!("gs://{bucket}?endpoint={proxy}")).unwrap();
+        target.params.insert("credentials".into(), value);
+        let store = GcsStore::open(&target, &opts(5)).await.unwrap();
+        assert!(store.list().await.unwrap().is_empty());
+        assert_eq!(
+            *rec.auths.lock().unwrap(),
+            [Some("Bearer ya29.from-the-key".to_string())]
+        );
+    }
+    let exchanges = grants.lock().unwrap().clone();
+    assert_eq!(exchanges.len(), 2, "{exchanges:?}");
+    assert!(
+        exchanges[0].contains("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer"),
+        "{exchanges:?}"
+    );
+
+    // The block's access_token still wins over its credentials, as in Terraform.
+    rec.auths.lock().unwrap().clear();
+    let mut target = Target::parse(&format!("gs://{bucket}?endpoint={proxy}")).unwrap();
+    target.params.insert("credentials".into(), json.clone());
+    target
+        .params
+        .insert("access_token".into(), "ya29.token-wins".into());
+    let store = GcsStore::open(&target, &opts(5)).await.unwrap();
+    store.list().await.unwrap();
+    assert_eq!(
+        *rec.auths.lock().unwrap(),
+        [Some("Bearer ya29.token-wins".to_string())]
+    );
+
+    // A key that cannot be used: one line, the key never in it.
+    let key_body: String = private_key
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    let broken = json.replace("BEGIN PRIVATE KEY", "BEGIN NOTHING");
+    let mut target = Target::parse(&format!("gs://{bucket}?endpoint={proxy}")).unwrap();
+    target.params.insert("credentials".into(), broken);
+    let text = match GcsStore::open(&target, &opts(5)).await {
+        Ok(store) => store.list().await.unwrap_err().to_string(),
+        Err(e) => e.to_string(),
+    };
+    eprintln!("{text}");
+    assert!(!text.contains('\n'), "{text}");
+    assert!(!text.contains(&key_body[..40]), "{text}");
+    assert!(!text.contains("ya29"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[tokio::test]
 async fn precondition_failed_is_changed_exit_4() {
     let Some(f) = fixture().await else { return };
