@@ -299,7 +299,7 @@ async fn seed_azure(n: usize, seed: u64) -> Result<String, BoxError> {
     };
     let harness =
         tflock_azure::testing::Harness::connect_with_env(&target, &opts, &|name| match name {
-            "AZURE_STORAGE_KEY" => Some(key.clone()),
+            "ARM_ACCESS_KEY" => Some(key.clone()),
             _ => None,
         })?;
     harness.create_container().await?;
