@@ -84,7 +84,9 @@ impl Default for ConnectOptions {
 }
 
 /// A parsed target URL: `scheme://host/path?k=v`, or a plain directory (scheme `file`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `params` may carry secrets (from tflock.toml or a backend block): `Debug` shows their
+/// names only, and only `url` is ever shown to users.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Target {
     /// The text the user gave, used in every message about this target.
     pub url: String,
@@ -95,6 +97,18 @@ pub struct Target {
     /// for `file`.
     pub path: String,
     pub params: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("url", &self.url)
+            .field("scheme", &self.scheme)
+            .field("host", &self.host)
+            .field("path", &self.path)
+            .field("params", &self.params.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 impl Target {
@@ -223,6 +237,18 @@ mod tests {
         let mut t = Target::parse("azblob://a/c?endpoint=x").unwrap();
         t.params.insert("access_key".into(), "c2VjcmV0".into());
         assert!(t.refuse_secrets_in_url(&["access_key"], hint).is_ok());
+    }
+
+    #[test]
+    fn debug_never_shows_param_values() {
+        let mut t = Target::parse("azblob://a/c").unwrap();
+        t.params
+            .insert("access_key".into(), "c2VjcmV0LWtleQ==".into());
+        let shown = format!("{t:?}");
+        assert!(
+            shown.contains("access_key") && !shown.contains("c2VjcmV0"),
+            "{shown}"
+        );
     }
 
     #[test]
