@@ -2,57 +2,30 @@
 //! and assume_role. moto accepts any signature, so a recording relay in front of it shows
 //! which access key signed each request (SigV4's `Credential=KEY/date/region/service`).
 
-use aws_config::Region;
-use aws_sdk_s3::config::Credentials;
+mod support;
+
 use std::sync::{Arc, Mutex};
+use support::{bucket_with_lockfiles, relay, s3_client};
 use tflock_core::testkit::{require_env, sample_info};
 use tflock_core::{ConnectOptions, Target};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 
-/// Relays one request per connection to `upstream` and records `KEY/service` of each
-/// request's SigV4 credential.
+/// A relay that records `KEY/service` of each request's SigV4 credential.
 async fn recording_relay(upstream: String) -> (String, Arc<Mutex<Vec<String>>>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((mut client, _)) = listener.accept().await {
-            let upstream = upstream.clone();
-            let log = log.clone();
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") {
-                    if client.read(&mut byte).await.unwrap_or(0) == 0 {
-                        return;
-                    }
-                    head.push(byte[0]);
-                }
-                let text = String::from_utf8_lossy(&head).into_owned();
-                if let Some(cred) = text.split("Credential=").nth(1) {
-                    let parts: Vec<&str> = cred.split('/').collect();
-                    if parts.len() > 3 {
-                        log.lock()
-                            .unwrap()
-                            .push(format!("{}/{}", parts[0], parts[3]));
-                    }
-                }
-                let head = text.replacen("\r\n", "\r\nConnection: close\r\n", 1);
-                let Ok(mut server) =
-                    TcpStream::connect(upstream.trim_start_matches("http://")).await
-                else {
-                    return;
-                };
-                if server.write_all(head.as_bytes()).await.is_err() {
-                    return;
-                }
-                let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-            });
+    let url = relay(upstream, move |head| {
+        if let Some(cred) = head.split("Credential=").nth(1) {
+            let parts: Vec<&str> = cred.split('/').collect();
+            if parts.len() > 3 {
+                log.lock()
+                    .unwrap()
+                    .push(format!("{}/{}", parts[0], parts[3]));
+            }
         }
-    });
-    (format!("http://127.0.0.1:{port}"), seen)
+        None
+    })
+    .await;
+    (url, seen)
 }
 
 fn target(url: &str, hidden: &[(&str, &str)]) -> Target {
@@ -73,30 +46,13 @@ async fn block_credentials_profile_files_and_assume_role() {
     std::env::set_var("AWS_SECRET_ACCESS_KEY", "env-secret");
     std::env::set_var("AWS_REGION", "us-east-1");
     std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(&moto)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
-        .load()
-        .await;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(true)
-            .build(),
-    );
+    let s3 = s3_client(&moto).await;
     let bucket = format!("tflock-creds-{}", std::process::id());
-    s3.create_bucket().bucket(&bucket).send().await.unwrap();
     let info = sample_info("OperationTypeApply", &format!("{bucket}/terraform.tfstate"));
-    s3.put_object()
-        .bucket(&bucket)
-        .key("terraform.tfstate.tflock")
-        .body(info.to_terraform_json().into_bytes().into())
-        .send()
-        .await
-        .unwrap();
-    let (relay, seen) = recording_relay(moto.clone()).await;
+    bucket_with_lockfiles(&s3, &bucket, &[("terraform.tfstate.tflock", &info)]).await;
+    let (relay_url, seen) = recording_relay(moto.clone()).await;
     let opts = ConnectOptions::default();
-    let url = format!("s3://{bucket}?endpoint={relay}");
+    let url = format!("s3://{bucket}?endpoint={relay_url}");
     // Which keys signed what since the last call, in order, without repeats.
     let signers = || {
         let mut all: Vec<String> = seen.lock().unwrap().drain(..).collect();
@@ -168,7 +124,7 @@ async fn block_credentials_profile_files_and_assume_role() {
         ("session_name", "tflock-test"),
         ("external_id", "ext-1"),
         ("assume_role_duration", "15m"),
-        ("sts_endpoint", relay.as_str()),
+        ("sts_endpoint", relay_url.as_str()),
     ];
     let locks = list(target(&url, &role)).await.unwrap();
     assert_eq!(locks.len(), 1);

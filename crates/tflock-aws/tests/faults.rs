@@ -5,112 +5,30 @@
 //!   be broken by its location under If-Match on the listed ETag.
 //! - Throttling (503 SlowDown) is retried by the SDK; when it persists, the error names it.
 
-use aws_config::Region;
-use aws_sdk_s3::config::Credentials;
+mod support;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use support::{bucket_with_lockfiles, relay, s3_client, s3_error};
 use tflock_core::testkit::{require_env, sample_info};
 use tflock_core::{BreakOptions, ConnectOptions, Target};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 
-/// What the relay answers itself instead of forwarding.
-#[derive(Clone, Copy)]
-enum Fault {
-    /// 403 AccessDenied to GETs of keys containing this text.
-    DenyGet(&'static str),
-    /// 503 SlowDown to the first N bucket listings.
-    ThrottleLists(usize),
+fn moto() -> Option<String> {
+    let moto = require_env("TFLOCK_TEST_MOTO", "moto (S3 + DynamoDB emulator)")?;
+    std::env::set_var("AWS_ACCESS_KEY_ID", "test");
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
+    Some(moto)
 }
 
-/// Relays one request per connection to `upstream`, except those `fault` answers.
-/// Returns the port and a count of requests answered by the fault.
-async fn relay(upstream: String, fault: Fault) -> (u16, Arc<AtomicUsize>) {
-    let faulted = Arc::new(AtomicUsize::new(0));
-    let count = faulted.clone();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((mut client, _)) = listener.accept().await {
-            let upstream = upstream.clone();
-            let count = count.clone();
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") {
-                    if client.read(&mut byte).await.unwrap_or(0) == 0 {
-                        return;
-                    }
-                    head.push(byte[0]);
-                }
-                let text = String::from_utf8_lossy(&head).into_owned();
-                let line = text.lines().next().unwrap_or("").to_string();
-                let answer = match fault {
-                    Fault::DenyGet(deny)
-                        if line.starts_with("GET ")
-                            && line.contains(deny)
-                            && !line.contains("list-type") =>
-                    {
-                        Some(("403 Forbidden", "AccessDenied", "Access Denied"))
-                    }
-                    Fault::ThrottleLists(n)
-                        if line.contains("list-type=2") && count.load(Ordering::SeqCst) < n =>
-                    {
-                        Some((
-                            "503 Slow Down",
-                            "SlowDown",
-                            "Please reduce your request rate.",
-                        ))
-                    }
-                    _ => None,
-                };
-                if let Some((status, code, message)) = answer {
-                    count.fetch_add(1, Ordering::SeqCst);
-                    let body = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>{message}</Message></Error>");
-                    let resp = format!(
-                        "HTTP/1.1 {status}\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let _ = client.write_all(resp.as_bytes()).await;
-                    return;
-                }
-                // One request per connection: ask the server to close after answering.
-                let head = text.replacen("\r\n", "\r\nConnection: close\r\n", 1);
-                let Ok(mut server) =
-                    TcpStream::connect(upstream.trim_start_matches("http://")).await
-                else {
-                    return;
-                };
-                if server.write_all(head.as_bytes()).await.is_err() {
-                    return;
-                }
-                let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-            });
-        }
-    });
-    (port, faulted)
+fn target(bucket: &str, relay: &str) -> Target {
+    Target::parse(&format!("s3://{bucket}?endpoint={relay}&region=us-east-1")).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreadable_lockfile_is_listed_with_the_reason_and_still_breakable() {
-    let Some(moto) = require_env("TFLOCK_TEST_MOTO", "moto (S3 + DynamoDB emulator)") else {
-        return;
-    };
-    std::env::set_var("AWS_ACCESS_KEY_ID", "test");
-    std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(&moto)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
-        .load()
-        .await;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(true)
-            .build(),
-    );
+    let Some(moto) = moto() else { return };
+    let s3 = s3_client(&moto).await;
     let bucket = format!("tflock-denied-{}", std::process::id());
-    s3.create_bucket().bucket(&bucket).send().await.unwrap();
     let ok = sample_info(
         "OperationTypeApply",
         &format!("{bucket}/ok/terraform.tfstate"),
@@ -119,25 +37,23 @@ async fn unreadable_lockfile_is_listed_with_the_reason_and_still_breakable() {
         "OperationTypeApply",
         &format!("{bucket}/deny/terraform.tfstate"),
     );
-    for (key, info) in [
-        ("ok/terraform.tfstate.tflock", &ok),
-        ("deny/terraform.tfstate.tflock", &hidden),
-    ] {
-        s3.put_object()
-            .bucket(&bucket)
-            .key(key)
-            .body(info.to_terraform_json().into_bytes().into())
-            .send()
-            .await
-            .unwrap();
-    }
+    bucket_with_lockfiles(
+        &s3,
+        &bucket,
+        &[
+            ("ok/terraform.tfstate.tflock", &ok),
+            ("deny/terraform.tfstate.tflock", &hidden),
+        ],
+    )
+    .await;
 
-    let (port, _) = relay(moto.clone(), Fault::DenyGet("/deny/")).await;
-    let target = Target::parse(&format!(
-        "s3://{bucket}?endpoint=http://127.0.0.1:{port}&region=us-east-1"
-    ))
-    .unwrap();
-    let store = tflock_aws::open(&target, &ConnectOptions::default())
+    let url = relay(moto.clone(), |head| {
+        let line = head.lines().next().unwrap_or("");
+        (line.starts_with("GET ") && line.contains("/deny/") && !line.contains("list-type"))
+            .then(|| s3_error("403 Forbidden", "AccessDenied", "Access Denied"))
+    })
+    .await;
+    let store = tflock_aws::open(&target(&bucket, &url), &ConnectOptions::default())
         .await
         .unwrap();
     let locks = store.list().await.unwrap();
@@ -168,56 +84,46 @@ async fn unreadable_lockfile_is_listed_with_the_reason_and_still_breakable() {
     assert_eq!(keys, ["ok/terraform.tfstate.tflock"]);
 }
 
+/// A relay that answers the first `n` bucket listings with 503 SlowDown.
+async fn throttling(moto: &str, n: usize) -> (String, Arc<AtomicUsize>) {
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    let url = relay(moto.to_string(), move |head| {
+        let listing = head.lines().next().unwrap_or("").contains("list-type=2");
+        (listing && seen.load(Ordering::SeqCst) < n).then(|| {
+            seen.fetch_add(1, Ordering::SeqCst);
+            s3_error(
+                "503 Slow Down",
+                "SlowDown",
+                "Please reduce your request rate.",
+            )
+        })
+    })
+    .await;
+    (url, count)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttling_is_retried_and_named_when_it_persists() {
-    let Some(moto) = require_env("TFLOCK_TEST_MOTO", "moto (S3 + DynamoDB emulator)") else {
-        return;
-    };
-    std::env::set_var("AWS_ACCESS_KEY_ID", "test");
-    std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(&moto)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
-        .load()
-        .await;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(true)
-            .build(),
-    );
+    let Some(moto) = moto() else { return };
+    let s3 = s3_client(&moto).await;
     let bucket = format!("tflock-throttle-{}", std::process::id());
-    s3.create_bucket().bucket(&bucket).send().await.unwrap();
     let info = sample_info("OperationTypeApply", &format!("{bucket}/terraform.tfstate"));
-    s3.put_object()
-        .bucket(&bucket)
-        .key("terraform.tfstate.tflock")
-        .body(info.to_terraform_json().into_bytes().into())
-        .send()
-        .await
-        .unwrap();
+    bucket_with_lockfiles(&s3, &bucket, &[("terraform.tfstate.tflock", &info)]).await;
 
     // Two throttled listings, then the third attempt succeeds.
-    let (port, faulted) = relay(moto.clone(), Fault::ThrottleLists(2)).await;
-    let target = Target::parse(&format!(
-        "s3://{bucket}?endpoint=http://127.0.0.1:{port}&region=us-east-1"
-    ))
-    .unwrap();
-    let store = tflock_aws::open(&target, &ConnectOptions::default())
+    let (url, throttled) = throttling(&moto, 2).await;
+    let store = tflock_aws::open(&target(&bucket, &url), &ConnectOptions::default())
         .await
         .unwrap();
     let locks = store.list().await.unwrap();
-    assert_eq!(faulted.load(Ordering::SeqCst), 2);
+    assert_eq!(throttled.load(Ordering::SeqCst), 2);
     assert_eq!(locks.len(), 1);
     assert_eq!(locks[0].id, info.id);
 
     // Throttled for good: a clear error naming the code, nothing changed.
-    let (port, faulted) = relay(moto.clone(), Fault::ThrottleLists(usize::MAX)).await;
-    let target = Target::parse(&format!(
-        "s3://{bucket}?endpoint=http://127.0.0.1:{port}&region=us-east-1"
-    ))
-    .unwrap();
-    let store = tflock_aws::open(&target, &ConnectOptions::default())
+    let (url, throttled) = throttling(&moto, usize::MAX).await;
+    let store = tflock_aws::open(&target(&bucket, &url), &ConnectOptions::default())
         .await
         .unwrap();
     let err = store.list().await.unwrap_err();
@@ -229,7 +135,7 @@ async fn throttling_is_retried_and_named_when_it_persists() {
     );
     assert!(!text.contains('\n'), "one line: {text}");
     assert_eq!(
-        faulted.load(Ordering::SeqCst),
+        throttled.load(Ordering::SeqCst),
         3,
         "the SDK's 3 attempts, then it gives up"
     );
