@@ -14,6 +14,7 @@
 use futures::{StreamExt, TryStreamExt};
 use md5::{Digest, Md5};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tflock_core::testkit::lock_id_from as lock_id;
 use tflock_core::{ConnectOptions, LockInfo, Target};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -31,28 +32,6 @@ const DDB_AUTH: &str = "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/dyna
 
 fn env(name: &str) -> Result<String, BoxError> {
     std::env::var(name).map_err(|_| format!("{name} is not set (start the emulators first)").into())
-}
-
-/// 16 pseudo-random bytes as 8-4-4-4-12 hex, like Terraform's lock IDs (no UUID version bits).
-fn lock_id(seed: u64) -> String {
-    let mut x = seed ^ 0x9e37_79b9_7f4a_7c15;
-    let mut next = || {
-        // splitmix64
-        x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = x;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    };
-    let hex = format!("{:016x}{:016x}", next(), next());
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
 }
 
 fn info(i: usize, seed: u64, path: String) -> LockInfo {

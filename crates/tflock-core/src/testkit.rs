@@ -66,18 +66,8 @@ pub fn sample_info(operation: &str, path: &str) -> LockInfo {
             .fetch_add(1, Ordering::SeqCst)
             .wrapping_mul(0x9E37_79B9_7F4A_7C15))
         ^ (std::process::id() as u64) << 32;
-    let (a, b) = (splitmix(seed), splitmix(seed ^ 0xD1B5_4A32_D192_ED03));
-    let hex = format!("{a:016x}{b:016x}");
-    let id = format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    );
     LockInfo {
-        id,
+        id: lock_id_from(seed),
         operation: operation.into(),
         info: String::new(),
         who: "conformance@tflock-test".into(),
@@ -85,6 +75,21 @@ pub fn sample_info(operation: &str, path: &str) -> LockInfo {
         created: Some(created_now()),
         path: path.into(),
     }
+}
+
+/// 16 pseudo-random bytes from `seed` as 8-4-4-4-12 hex, the shape of Terraform's lock
+/// IDs (which carry no UUID version bits).
+pub fn lock_id_from(seed: u64) -> String {
+    let (a, b) = (splitmix(seed), splitmix(seed ^ 0xD1B5_4A32_D192_ED03));
+    let hex = format!("{a:016x}{b:016x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
 }
 
 fn created_now() -> DateTime<Utc> {
