@@ -164,21 +164,12 @@ fn stale_lock_found_and_broken(wd: &Workdir, workspace: &str, b: Backend<'_>) ->
 /// same bucket: `other/terraform.tfstate`.
 fn s3_neighbour(moto: &Moto) {
     let path = format!("{}/other/terraform.tfstate", moto.bucket);
-    let (head, _) = curl(&[
-        "-H",
-        S3_AUTH,
-        "-X",
-        "PUT",
-        "-H",
-        "Content-Type: application/json",
-        "--data-binary",
+    put_lockfile(
+        &moto.endpoint,
+        &moto.bucket,
+        "other/terraform.tfstate.tflock",
         &neighbour_info(&path),
-        &format!(
-            "{}/{}/other/terraform.tfstate.tflock",
-            moto.endpoint, moto.bucket
-        ),
-    ]);
-    assert!(head.starts_with("HTTP/1.1 200"), "put neighbour: {head}");
+    );
     if let Some(t) = &moto.table {
         let item = serde_json::json!({
             "TableName": t,
@@ -467,18 +458,12 @@ fn stopped_moto(bucket: &str) -> String {
     }
     let (head, _) = curl(&["-H", S3_AUTH, "-X", "PUT", &format!("{endpoint}/{bucket}")]);
     assert!(head.starts_with("HTTP/1.1 200"), "create bucket: {head}");
-    let (head, _) = curl(&[
-        "-H",
-        S3_AUTH,
-        "-X",
-        "PUT",
-        "-H",
-        "Content-Type: application/json",
-        "--data-binary",
+    put_lockfile(
+        &endpoint,
+        bucket,
+        "app/terraform.tfstate.tflock",
         &neighbour_info(&format!("{bucket}/app/terraform.tfstate")),
-        &format!("{endpoint}/{bucket}/app/terraform.tfstate.tflock"),
-    ]);
-    assert!(head.starts_with("HTTP/1.1 200"), "put lockfile: {head}");
+    );
     let _ = child.kill();
     let _ = child.wait();
     endpoint

@@ -58,6 +58,26 @@ pub fn curl(args: &[&str]) -> (String, Vec<u8>) {
 pub const S3_AUTH: &str = "Authorization: AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0";
 pub const DDB_AUTH: &str = "Authorization: AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0";
 
+/// Writes a lockfile body to `<endpoint>/<bucket>/<key>` as JSON (moto stores an empty
+/// body without the content type).
+pub fn put_lockfile(endpoint: &str, bucket: &str, key: &str, body: &str) {
+    let (head, _) = curl(&[
+        "-H",
+        S3_AUTH,
+        "-X",
+        "PUT",
+        "-H",
+        "Content-Type: application/json",
+        "--data-binary",
+        body,
+        &format!("{endpoint}/{bucket}/{key}"),
+    ]);
+    assert!(
+        head.starts_with("HTTP/1.1 200"),
+        "put {bucket}/{key}: {head}"
+    );
+}
+
 pub fn dynamodb(endpoint: &str, op: &str, body: &str) -> serde_json::Value {
     let (head, out) = curl(&[
         "-X",
