@@ -3,6 +3,7 @@
 
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use tflock_core::error::{one_line, source_chain};
 use tflock_core::Error;
 
 /// What a failed call was doing, for the message: `"listing bucket b"`.
@@ -56,7 +57,7 @@ where
             Some("check the endpoint and the network, or raise --request-timeout".to_string()),
         ),
         SdkError::DispatchFailure(d) => {
-            let text = causes(err);
+            let text = source_chain(err);
             let hint = if text.contains("credentials") || text.contains("identity") {
                 "configure AWS credentials: AWS_PROFILE or ?profile=, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or `aws sso login`; with assume_role, check role_arn and that STS (endpoints.sts) is reachable"
             } else if d.is_timeout() {
@@ -70,7 +71,7 @@ where
             };
             (text, Some(hint))
         }
-        _ => (causes(err), None),
+        _ => (source_chain(err), None),
     };
     let message = one_line(&format!("{}: {message}", call.action));
     let e = Error::backend(call.target, message);
@@ -110,25 +111,6 @@ fn hint_for_code(code: &str, region: &str) -> Option<String> {
         _ => return None,
     };
     Some(hint)
-}
-
-/// The error and its sources, like `DisplayErrorContext` without the trailing Debug dump:
-/// `dispatch failure: io error: ...: Connection refused (os error 111)`.
-pub(crate) fn causes(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut next = Some(err);
-    while let Some(e) = next {
-        let text = e.to_string();
-        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        next = e.source();
-    }
-    parts.join(": ")
-}
-
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]

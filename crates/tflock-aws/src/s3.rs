@@ -5,12 +5,13 @@
 //! The ETag read is kept, and a break is `DeleteObject` with `If-Match` on it.
 
 use crate::config::Aws;
-use crate::error::{causes, code, sdk_error, status, Call};
+use crate::error::{code, sdk_error, status, Call};
 use crate::keys::{lockfile_state_key, workspace_of};
 use async_trait::async_trait;
 use aws_sdk_s3::primitives::DateTime as AwsDateTime;
 use aws_sdk_s3::Client;
 use chrono::{DateTime, Utc};
+use tflock_core::error::source_chain;
 use tflock_core::{
     bounded, check_breakable, Backend, BreakOptions, Broken, ConnectOptions, Error, Lock,
     LockStore, Target,
@@ -155,7 +156,7 @@ impl S3Store {
                             lock.info_error = Some(format!(
                                 "reading {}: {}",
                                 self.location(&listed.key),
-                                causes(&e)
+                                source_chain(&e)
                             ));
                         }
                     }

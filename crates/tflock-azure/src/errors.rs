@@ -2,6 +2,7 @@
 //! code, and what to do about it.
 
 use azure_core::error::ErrorKind;
+use tflock_core::error::root_cause;
 use tflock_core::Error;
 
 /// The storage error code (`ContainerNotFound`, `LeaseIdMismatchWithLeaseOperation`, ...),
@@ -23,21 +24,6 @@ pub(crate) fn status_of(e: &azure_core::Error) -> Option<u16> {
     e.http_status().map(u16::from)
 }
 
-/// The innermost cause, which says what really happened (`invalid peer certificate:
-/// UnknownIssuer`, `Connection refused`), instead of the SDK's outer "failed to execute".
-fn root_cause(e: &azure_core::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        let t = s.to_string();
-        if !t.is_empty() {
-            text = t;
-        }
-        source = s.source();
-    }
-    text
-}
-
 /// `what` failed on `target` (`listing container tfstate`, `releasing the lease on B`).
 pub(crate) fn storage(target: &str, what: &str, e: &azure_core::Error) -> Error {
     if let Some(code) = code_of(e) {
@@ -47,7 +33,7 @@ pub(crate) fn storage(target: &str, what: &str, e: &azure_core::Error) -> Error 
         return Error::backend(target, format!("{what}: {code}{status}"))
             .with_hint(hint_for(&code));
     }
-    let cause = root_cause(e);
+    let cause = root_cause(e as &(dyn std::error::Error + 'static));
     let hint = match e.kind() {
         ErrorKind::Credential => {
             "no usable credential: set ARM_ACCESS_KEY, ARM_SAS_TOKEN or AZURE_STORAGE_CONNECTION_STRING, or sign in with az login"

@@ -127,9 +127,84 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// Collapses every run of whitespace (newlines included) to one space: errors are one line.
+pub fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The error and its sources on one line, each text once (SDKs and HTTP clients hide the
+/// cause behind "dispatch failure" / "error sending request"):
+/// `dispatch failure: io error: ...: Connection refused (os error 111)`.
+pub fn source_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(err);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    one_line(&parts.join(": "))
+}
+
+/// The innermost non-empty cause, on one line: what really happened
+/// (`invalid peer certificate: UnknownIssuer`, `Connection refused (os error 111)`).
+pub fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut next = err.source();
+    while let Some(e) = next {
+        let t = e.to_string();
+        if !t.is_empty() {
+            text = t;
+        }
+        next = e.source();
+    }
+    one_line(&text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug)]
+    struct Chain(&'static str, Option<Box<Chain>>);
+
+    impl fmt::Display for Chain {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Chain {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|c| c as _)
+        }
+    }
+
+    #[test]
+    fn causes_on_one_line() {
+        let e = Chain(
+            "dispatch failure",
+            Some(Box::new(Chain(
+                "io error:\n  connect",
+                Some(Box::new(Chain(
+                    "",
+                    Some(Box::new(Chain("Connection refused (os error 111)", None))),
+                ))),
+            ))),
+        );
+        assert_eq!(
+            source_chain(&e),
+            "dispatch failure: io error: connect: Connection refused (os error 111)"
+        );
+        assert_eq!(root_cause(&e), "Connection refused (os error 111)");
+        let repeated = Chain(
+            "timed out: deadline",
+            Some(Box::new(Chain("deadline", None))),
+        );
+        assert_eq!(source_chain(&repeated), "timed out: deadline");
+    }
 
     #[test]
     fn one_line_with_target_and_hint() {

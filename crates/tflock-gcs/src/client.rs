@@ -6,6 +6,7 @@ use gcloud_storage::client::{Client, ClientConfig};
 use gcloud_storage::http::Error as GcsError;
 use std::sync::Arc;
 use std::time::Duration;
+use tflock_core::error::{one_line, root_cause, source_chain};
 use tflock_core::{ConnectOptions, Error, Target};
 use token_source::{TokenSource, TokenSourceProvider};
 
@@ -397,33 +398,6 @@ pub fn status(e: &GcsError) -> Option<u16> {
 
 fn retriable(e: &GcsError) -> bool {
     matches!(status(e), Some(408 | 429 | 500..=599))
-}
-
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// The innermost error: "Connection refused (os error 111)", "dns error: ...".
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    one_line(&cur.to_string())
-}
-
-/// reqwest's Display hides the cause ("error sending request"); show the innermost one.
-fn source_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        let text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        cur = s.source();
-    }
-    one_line(&parts.join(": "))
 }
 
 #[cfg(test)]
