@@ -1,16 +1,25 @@
-//! The audit log: one JSON line per break attempt, so "who removed the lock at 03:12?"
-//! has an answer. Opened before anything is broken: no log, no break.
+//! The audit log: "who removed the lock at 03:12?" always has an answer.
+//!
+//! For every lock location a break touches, one `intent` record is written (and synced)
+//! before the delete is sent, and one `outcome` record after it. A break does not happen
+//! if its intent cannot be recorded. Each record is one JSON line, serialised into one
+//! buffer and written with one `write` on an `O_APPEND` file under an advisory `flock`,
+//! then `fsync`ed: concurrent tflock runs never interleave lines, and a crash loses at most
+//! the record being written.
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use tflock_core::{Error, Lock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use tflock_core::{Error, Guard, Kind, Lock};
 
 pub struct AuditLog {
     path: PathBuf,
     file: File,
-    operator: String,
+    /// Fields every record carries: version, operator, command line.
+    common: Map<String, Value>,
 }
 
 /// `--audit-log FILE`, else `$TFLOCK_AUDIT_LOG`, else `$XDG_STATE_HOME/tflock/audit.jsonl`
@@ -31,10 +40,48 @@ pub fn default_path(explicit: Option<&Path>) -> Option<PathBuf> {
     Some(base.join("tflock").join("audit.jsonl"))
 }
 
+/// How one location's break ended, as recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Removed,
+    Changed,
+    Refused,
+    Failed,
+    /// The reply was lost and reading again could not tell.
+    Unknown,
+}
+
+impl Outcome {
+    pub fn of(result: &Result<tflock_core::Broken, Error>) -> Outcome {
+        match result {
+            Ok(_) => Outcome::Removed,
+            Err(e) => match e.kind() {
+                Kind::Changed => Outcome::Changed,
+                Kind::Refused => Outcome::Refused,
+                Kind::OutcomeUnknown => Outcome::Unknown,
+                _ => Outcome::Failed,
+            },
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Removed => "removed",
+            Outcome::Changed => "changed",
+            Outcome::Refused => "refused",
+            Outcome::Failed => "failed",
+            Outcome::Unknown => "unknown",
+        }
+    }
+}
+
 impl AuditLog {
-    pub fn open(explicit: Option<&Path>) -> Result<AuditLog, Error> {
+    /// Opens (creating) the log before anything is broken: no log, no break.
+    pub fn open(explicit: Option<&Path>, command: &[String]) -> Result<AuditLog, Error> {
         let path = default_path(explicit).ok_or_else(|| {
-            Error::usage("no place for the audit log: set HOME, XDG_STATE_HOME or TFLOCK_AUDIT_LOG, or pass --audit-log FILE")
+            Error::new(
+                Kind::Usage,
+                "no place for the audit log: set HOME, XDG_STATE_HOME or TFLOCK_AUDIT_LOG, or pass --audit-log FILE",
+            )
         })?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| audit_error(&path, e))?;
@@ -44,39 +91,111 @@ impl AuditLog {
             .append(true)
             .open(&path)
             .map_err(|e| audit_error(&path, e))?;
-        Ok(AuditLog {
-            path,
-            file,
-            operator: operator(),
-        })
+        let meta = file.metadata().map_err(|e| audit_error(&path, e))?;
+        if !meta.is_file() {
+            return Err(audit_error(
+                &path,
+                std::io::Error::other("not a regular file"),
+            ));
+        }
+        let (user, host) = operator();
+        let mut common = Map::new();
+        common.insert("tflock_version".into(), env!("CARGO_PKG_VERSION").into());
+        common.insert("operator".into(), format!("{user}@{host}").into());
+        common.insert("user".into(), user.into());
+        common.insert("host".into(), host.into());
+        common.insert(
+            "command".into(),
+            command
+                .iter()
+                .map(|a| Value::String(tflock_core::redact::url(a)))
+                .collect(),
+        );
+        Ok(AuditLog { path, file, common })
     }
 
-    /// Appends one record. `outcome`: broken, changed, refused, failed.
-    pub fn record(
-        &mut self,
-        locks: &[&Lock],
-        outcome: &str,
-        error: Option<&Error>,
-    ) -> Result<(), Error> {
-        let Some(first) = locks.first() else {
-            return Ok(());
-        };
-        let line = json!({
-            "time": tflock_core::lockinfo::go_time(Some(chrono::Utc::now())),
-            "operator": self.operator,
-            "backend": first.backend.as_str(),
-            "target": first.target,
-            "path": first.path,
-            "id": first.id,
-            "locations": locks.iter().map(|l| Value::String(l.location.clone())).collect::<Vec<_>>(),
-            "lock_info": first.info,
-            "outcome": outcome,
-            "error": error.map(|e| e.to_string()),
-        });
-        writeln!(self.file, "{line}")
-            .and_then(|_| self.file.flush())
-            .map_err(|e| audit_error(&self.path, e))
+    /// Records that `lock` is about to be deleted. `break_id` ties it to its outcome.
+    pub fn intent(&mut self, break_id: &str, lock: &Lock, guard: &Guard) -> Result<(), Error> {
+        let record = self.record("intent", break_id, lock, guard);
+        self.append(record)
     }
+
+    /// Records how the delete of `lock` ended.
+    pub fn outcome(
+        &mut self,
+        break_id: &str,
+        lock: &Lock,
+        guard: &Guard,
+        outcome: Outcome,
+        detail: Option<&str>,
+    ) -> Result<(), Error> {
+        let mut record = self.record("outcome", break_id, lock, guard);
+        record.insert("outcome".into(), outcome.as_str().into());
+        record.insert("detail".into(), detail.map(tflock_core::redact::url).into());
+        self.append(record)
+    }
+
+    fn record(
+        &self,
+        event: &str,
+        break_id: &str,
+        lock: &Lock,
+        guard: &Guard,
+    ) -> Map<String, Value> {
+        let mut r = Map::new();
+        r.insert("event".into(), event.into());
+        r.insert(
+            "time".into(),
+            tflock_core::lockinfo::go_time(Some(chrono::Utc::now())).into(),
+        );
+        r.insert("break_id".into(), break_id.into());
+        r.extend(self.common.clone());
+        r.insert("backend".into(), lock.backend.as_str().into());
+        r.insert("target".into(), lock.target.clone().into());
+        r.insert("location".into(), lock.location.clone().into());
+        r.insert("path".into(), lock.path.clone().into());
+        r.insert("id".into(), lock.id.clone().into());
+        r.insert("lock_info".into(), json!(lock.info));
+        r.insert("info_error".into(), json!(lock.info_error));
+        for (k, v) in &guard.facts {
+            r.insert(k.clone(), v.clone().into());
+        }
+        r
+    }
+
+    /// One record: one buffer, one write on the O_APPEND file under `flock`, then fsync.
+    fn append(&mut self, record: Map<String, Value>) -> Result<(), Error> {
+        let mut line = serde_json::to_vec(&Value::Object(record))
+            .map_err(|e| audit_error(&self.path, std::io::Error::other(e)))?;
+        line.push(b'\n');
+        let fd = self.file.as_raw_fd();
+        // SAFETY: a valid fd owned by self.file; flock has no memory effects.
+        if unsafe { libc::flock(fd, libc::LOCK_EX) } != 0 {
+            return Err(audit_error(&self.path, std::io::Error::last_os_error()));
+        }
+        let written = self
+            .file
+            .write_all(&line)
+            .and_then(|_| self.file.sync_data());
+        // SAFETY: as above.
+        unsafe { libc::flock(fd, libc::LOCK_UN) };
+        written.map_err(|e| audit_error(&self.path, e))
+    }
+}
+
+/// A fresh id for one break attempt, tying its intent to its outcome.
+pub fn break_id() -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!(
+        "{:x}-{}-{}",
+        nanos,
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 fn audit_error(path: &Path, e: std::io::Error) -> Error {
@@ -87,8 +206,8 @@ fn audit_error(path: &Path, e: std::io::Error) -> Error {
     .with_hint("pass --audit-log FILE or set TFLOCK_AUDIT_LOG to a writable file")
 }
 
-/// `user@host`, as Terraform writes `Who`.
-pub fn operator() -> String {
+/// `(user, host)`, as Terraform writes `Who` (`user@host`).
+pub fn operator() -> (String, String) {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .ok()
@@ -105,5 +224,5 @@ pub fn operator() -> String {
     } else {
         String::new()
     };
-    format!("{user}@{host}")
+    (user, host)
 }

@@ -3,33 +3,70 @@
 
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
+use std::time::Duration;
+
+/// `--flag DUR`: `90s`, `15m`, `1h30m`, `2d`; range-checked, never a panic.
+fn duration(text: &str) -> Result<Duration, String> {
+    crate::settings::parse_duration(text)
+}
+
+/// `--request-timeout DUR`: more than zero.
+fn positive_duration(text: &str) -> Result<Duration, String> {
+    match duration(text)? {
+        d if d.is_zero() => Err("must be more than 0s".into()),
+        d => Ok(d),
+    }
+}
+
+/// `--concurrency N`: at least 1.
+fn concurrency(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if (1..=1024).contains(&n) => Ok(n),
+        _ => Err(format!("{text:?} is not a number from 1 to 1024")),
+    }
+}
 
 #[derive(Debug, Parser)]
 #[command(
     name = "tflock",
     version,
     about = "Find, explain and safely break Terraform / OpenTofu state locks",
-    after_help = "Targets: a directory (local backend), file://DIR, dynamodb://TABLE, s3://BUCKET[/PREFIX], \
-azblob://ACCOUNT/CONTAINER[/PREFIX], gs://BUCKET[/PREFIX]. With no target, the Terraform working directory \
-(--dir, default .) is read: its initialised backend, else its backend block, else the local backend.\n\
-Exit codes: 0 ok, 1 operational error (or some targets failed), 2 usage error, 3 no such lock, \
-4 refused or changed since read, 5 stale locks found (list --exit-code) or wait timed out."
+    // after_help: see `command()`, which adds the target forms of every backend.
 )]
 pub struct Cli {
-    /// Give up on one backend request after this long (e.g. 10s, 1m).
+    /// Give up on one backend request, retries included, after this long (e.g. 10s, 1m).
     #[arg(
         long,
         global = true,
         default_value = "10s",
         value_name = "DUR",
-        env = "TFLOCK_REQUEST_TIMEOUT"
+        env = "TFLOCK_REQUEST_TIMEOUT",
+        value_parser = positive_duration
     )]
-    pub request_timeout: String,
+    pub request_timeout: Duration,
     /// How many per-lock reads run at once.
-    #[arg(long, global = true, default_value_t = 16, value_name = "N")]
+    #[arg(long, global = true, default_value = "64", value_name = "N", value_parser = concurrency)]
     pub concurrency: usize,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The command line as clap sees it, with the targets of every registered backend in the
+/// help text. `--help`, `tflock man` and `tflock completions` all come from this.
+pub fn command() -> clap::Command {
+    let targets: Vec<String> = crate::backends::drivers()
+        .iter()
+        .flat_map(|d| d.schemes())
+        .map(|s| format!("  {:<38} {}", s.form, s.about))
+        .collect();
+    <Cli as clap::CommandFactory>::command().after_help(format!(
+        "Targets (-t):\n{}\n\
+With no target, the Terraform working directory (--dir, default .) is read: its initialised backend, \
+else its backend block, else the local backend.\n\n\
+Exit codes: 0 ok, 1 operational error (or some targets failed), 2 usage error, 3 no such lock, \
+4 refused or changed since read, 5 stale locks found (list --exit-code), wait timed out, or problems found (doctor).",
+        targets.join("\n")
+    ))
 }
 
 #[derive(Debug, Subcommand)]
@@ -53,8 +90,7 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct TargetArgs {
-    /// Where to look (repeatable): a directory, file://DIR, dynamodb://TABLE, s3://BUCKET[/PREFIX],
-    /// azblob://ACCOUNT/CONTAINER[/PREFIX], gs://BUCKET[/PREFIX].
+    /// Where to look (repeatable): a directory or a URL such as s3://BUCKET (see the list below).
     #[arg(short = 't', long = "target", value_name = "TARGET")]
     pub targets: Vec<String>,
     /// Targets from the config file, by name (repeatable; default: all of them).
@@ -67,14 +103,17 @@ pub struct TargetArgs {
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
     /// A lock whose holder cannot be seen counts as stale once it is this old.
-    #[arg(long, default_value = "1h", value_name = "DUR")]
-    pub stale_after: String,
+    #[arg(long, default_value = "1h", value_name = "DUR", value_parser = duration)]
+    pub stale_after: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Table,
+    /// One JSON array.
     Json,
+    /// One JSON object per line, written as each lock is ready.
+    Jsonl,
 }
 
 #[derive(Debug, Args)]
@@ -88,8 +127,8 @@ pub struct ListArgs {
     #[arg(long)]
     pub json: bool,
     /// Only locks at least this old.
-    #[arg(long, value_name = "DUR")]
-    pub older_than: Option<String>,
+    #[arg(long, value_name = "DUR", value_parser = duration)]
+    pub older_than: Option<Duration>,
     /// Exit 5 when any listed lock is stale (for monitors and cron).
     #[arg(long)]
     pub exit_code: bool,
@@ -118,8 +157,8 @@ pub struct BreakArgs {
     pub stale: bool,
     /// With --stale: locks at least this old whose holder cannot be seen count as stale
     /// (overrides --stale-after for this run).
-    #[arg(long, value_name = "DUR", requires = "stale")]
-    pub older_than: Option<String>,
+    #[arg(long, value_name = "DUR", requires = "stale", value_parser = duration)]
+    pub older_than: Option<Duration>,
     /// With --stale: refuse to run when more than N locks would be broken.
     #[arg(long, value_name = "N", requires = "stale")]
     pub max: Option<usize>,
@@ -148,9 +187,9 @@ pub struct WaitArgs {
     #[command(flatten)]
     pub targets: TargetArgs,
     /// Give up after this long (exit 5).
-    #[arg(long, default_value = "10m", value_name = "DUR")]
-    pub timeout: String,
+    #[arg(long, default_value = "10m", value_name = "DUR", value_parser = duration)]
+    pub timeout: Duration,
     /// How often to look.
-    #[arg(long, default_value = "5s", value_name = "DUR")]
-    pub interval: String,
+    #[arg(long, default_value = "5s", value_name = "DUR", value_parser = duration)]
+    pub interval: Duration,
 }

@@ -16,17 +16,18 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use tflock_core::{Error, Target};
+use tflock_core::{Error, Kind, Target};
+
+fn usage(message: impl Into<String>) -> Error {
+    Error::new(Kind::Usage, message)
+}
 
 /// The config file to read: `-c FILE`, else `./tflock.toml`, else
 /// `$XDG_CONFIG_HOME/tflock/config.toml` (`~/.config/...`). `None` when there is none.
 pub fn locate(explicit: Option<&Path>) -> Result<Option<PathBuf>, Error> {
     if let Some(p) = explicit {
         if !p.is_file() {
-            return Err(Error::usage(format!(
-                "{}: config file not found",
-                p.display()
-            )));
+            return Err(usage(format!("{}: config file not found", p.display())));
         }
         return Ok(Some(p.to_path_buf()));
     }
@@ -46,7 +47,7 @@ pub fn locate(explicit: Option<&Path>) -> Result<Option<PathBuf>, Error> {
 /// Named targets, in file order of their names (sorted).
 pub fn load(path: &Path) -> Result<BTreeMap<String, Target>, Error> {
     let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::usage(format!("{}: cannot read ({e})", path.display())))?;
+        .map_err(|e| usage(format!("{}: cannot read ({e})", path.display())))?;
     parse(&text, &path.display().to_string())
 }
 
@@ -57,11 +58,11 @@ fn line_of(text: &str, offset: usize) -> usize {
 pub fn parse(text: &str, file: &str) -> Result<BTreeMap<String, Target>, Error> {
     let doc: toml::Table = toml::from_str(text).map_err(|e| {
         let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(1);
-        Error::usage(format!("{file}:{line}: {}", e.message()))
+        usage(format!("{file}:{line}: {}", e.message()))
     })?;
     // Spans for messages about valid TOML with wrong content.
     let spanned: toml::Spanned<toml::Table> =
-        toml::from_str(text).map_err(|e| Error::usage(format!("{file}: {e}")))?;
+        toml::from_str(text).map_err(|e| usage(format!("{file}: {e}")))?;
     let at = |needle: &str| {
         text.find(needle)
             .map(|o| line_of(text, o))
@@ -69,7 +70,7 @@ pub fn parse(text: &str, file: &str) -> Result<BTreeMap<String, Target>, Error> 
     };
     for key in doc.keys() {
         if key != "targets" {
-            return Err(Error::usage(format!(
+            return Err(usage(format!(
                 "{file}:{}: unknown section or key {key:?} (expected [targets.NAME] tables)",
                 at(key)
             )));
@@ -77,10 +78,10 @@ pub fn parse(text: &str, file: &str) -> Result<BTreeMap<String, Target>, Error> 
     }
     let mut out = BTreeMap::new();
     let Some(targets) = doc.get("targets") else {
-        return Err(Error::usage(format!("{file}: no [targets.NAME] tables")));
+        return Err(usage(format!("{file}: no [targets.NAME] tables")));
     };
     let Some(targets) = targets.as_table() else {
-        return Err(Error::usage(format!(
+        return Err(usage(format!(
             "{file}:{}: targets must be tables: [targets.NAME]",
             at("targets")
         )));
@@ -88,17 +89,17 @@ pub fn parse(text: &str, file: &str) -> Result<BTreeMap<String, Target>, Error> 
     for (name, value) in targets {
         let here = at(&format!("targets.{name}"));
         let Some(table) = value.as_table() else {
-            return Err(Error::usage(format!(
+            return Err(usage(format!(
                 "{file}:{here}: targets.{name} must be a table with url = \"...\""
             )));
         };
         let Some(url) = table.get("url").and_then(|u| u.as_str()) else {
-            return Err(Error::usage(format!(
+            return Err(usage(format!(
                 "{file}:{here}: targets.{name} has no url = \"...\""
             )));
         };
-        let mut target = Target::parse(url)
-            .map_err(|e| Error::usage(format!("{file}:{here}: targets.{name}: {e}")))?;
+        let mut target =
+            Target::parse(url).map_err(|e| usage(format!("{file}:{here}: targets.{name}: {e}")))?;
         for (k, v) in table {
             if k == "url" {
                 continue;
@@ -108,7 +109,7 @@ pub fn parse(text: &str, file: &str) -> Result<BTreeMap<String, Target>, Error> 
                 toml::Value::Boolean(b) => b.to_string(),
                 toml::Value::Integer(i) => i.to_string(),
                 _ => {
-                    return Err(Error::usage(format!(
+                    return Err(usage(format!(
                         "{file}:{}: targets.{name}.{k} must be a string, number or boolean",
                         at(&format!("{k} ="))
                     )))

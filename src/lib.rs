@@ -1,24 +1,28 @@
-//! The tflock command line: parse, resolve targets, list / inspect / break, render, and
-//! map every outcome to an exit code. Backends live in `crates/`; this crate never names
-//! a cloud SDK type.
+//! The tflock command line: parse, resolve targets once, list / inspect / break / wait,
+//! render, and map every outcome to an exit code. Backends live in `crates/` and are
+//! registered in [`backends`]; this crate never names a cloud SDK type.
+//!
+//! Layers, each using only the ones below it:
+//! `commands` -> `inventory` (listing, merging halves) -> `settings` (targets, context)
+//! -> `backends` (the registry) ; `ui` renders and asks; `audit` records breaks.
 
 mod audit;
-mod breaking;
+pub mod backends;
 pub mod cli;
 mod commands;
 mod config;
 mod discover;
 mod duration;
-mod listing;
-mod render;
-pub mod targets;
+pub mod exit;
+mod inventory;
+mod settings;
+mod ui;
 
-use clap::Parser;
+use clap::FromArgMatches;
 use std::ffi::OsString;
 use std::io::{BufRead, Write};
-use tflock_core::error::exit;
 
-pub use targets::{DefaultResolver, Resolver};
+pub use backends::{DefaultResolver, Resolver};
 
 /// Where the command reads and writes: the real terminal, or buffers in tests.
 pub struct Io<'a> {
@@ -39,7 +43,10 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let cli = match cli::Cli::try_parse_from(args) {
+    let parsed = cli::command()
+        .try_get_matches_from(args)
+        .and_then(|m| cli::Cli::from_arg_matches(&m));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
             let text = e.render().to_string();

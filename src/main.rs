@@ -1,6 +1,7 @@
 use std::io::IsTerminal;
+use std::process::ExitCode;
 
-fn main() {
+fn main() -> ExitCode {
     let stdin = std::io::stdin();
     let interactive = stdin.is_terminal() && std::io::stderr().is_terminal();
     let color = std::io::stdout().is_terminal()
@@ -17,5 +18,5 @@ fn main() {
         progress,
     };
     let code = tflock::run(std::env::args_os(), &mut io, &tflock::DefaultResolver);
-    std::process::exit(code);
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

@@ -7,7 +7,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use tflock::{Io, Resolver};
 use tflock_core::memory::MemoryStore;
-use tflock_core::{Backend, BreakOptions, Broken, ConnectOptions, Error, Lock, LockStore, Target};
+use tflock_core::memory::MEMORY;
+use tflock_core::{
+    Backend, BreakOptions, Broken, ConnectOptions, Error, Lock, LockStore, Presence, Target,
+};
 
 struct Stores(BTreeMap<String, Arc<dyn LockStore>>, tempfile::TempDir);
 
@@ -21,12 +24,35 @@ impl Stores {
     fn audit_path(&self) -> std::path::PathBuf {
         self.1.path().join("audit.jsonl")
     }
-    fn audit(&self) -> Vec<Value> {
+    /// Every audit record, intents and outcomes.
+    fn audit_records(&self) -> Vec<Value> {
         std::fs::read_to_string(self.audit_path())
             .unwrap_or_default()
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
+    }
+    /// The outcome records, each checked to follow its intent.
+    fn audit(&self) -> Vec<Value> {
+        let all = self.audit_records();
+        let outcomes: Vec<Value> = all
+            .iter()
+            .filter(|r| r["event"] == "outcome")
+            .cloned()
+            .collect();
+        for o in &outcomes {
+            let intents = all
+                .iter()
+                .filter(|r| r["event"] == "intent" && r["break_id"] == o["break_id"])
+                .count();
+            assert_eq!(intents, 1, "outcome without exactly one intent: {o}");
+        }
+        assert_eq!(
+            all.len(),
+            2 * outcomes.len(),
+            "intents without outcome: {all:?}"
+        );
+        outcomes
     }
 }
 
@@ -35,7 +61,7 @@ impl Resolver for Stores {
     async fn open(&self, target: &Target, _: &ConnectOptions) -> Result<Arc<dyn LockStore>, Error> {
         match self.0.get(&target.url) {
             Some(s) => Ok(s.clone()),
-            None => Err(Error::usage(format!("{}: unknown test target", target.url))),
+            None => Err(Error::usage(&target.url, "unknown test target")),
         }
     }
 }
@@ -193,7 +219,7 @@ fn inspect_by_id_and_by_path() {
     );
     assert!(
         r.out
-            .contains(&format!("tflock break --id '{ID}' -t 'memory://a'")),
+            .contains(&format!("tflock break --id {ID} -t memory://a\n")),
         "{}",
         r.out
     );
@@ -345,16 +371,15 @@ fn an_id_in_two_targets_is_refused_naming_both() {
 #[test]
 fn live_and_foreign_locks_are_refused() {
     let (stores, mem) = one_store("memory://a");
-    let mut held = Lock::new(
-        Backend::Local,
-        "memory://a",
-        "/w/.terraform.tfstate.lock.info",
-    )
-    .with_info_text(&info(ID, chrono::Duration::hours(9)));
+    let mut held = mem
+        .lock_at("/w/.terraform.tfstate.lock.info")
+        .with_info_text(&info(ID, chrono::Duration::hours(9)));
+    held.backend = Backend::new("local");
     held.held = Some(true);
     held.holder = Some("pid 4242".into());
     mem.put(held);
-    let mut foreign = Lock::new(Backend::Azure, "memory://a", "https://acct/c/blob");
+    let mut foreign = mem.lock_at("https://acct/c/blob");
+    foreign.backend = Backend::new("azure");
     foreign.foreign = true;
     mem.put(foreign);
 
@@ -404,7 +429,7 @@ struct Racing(Arc<MemoryStore>);
 #[async_trait]
 impl LockStore for Racing {
     fn backend(&self) -> Backend {
-        Backend::Memory
+        MEMORY
     }
     fn target(&self) -> &str {
         self.0.target()
@@ -412,7 +437,7 @@ impl LockStore for Racing {
     async fn list(&self) -> Result<Vec<Lock>, Error> {
         self.0.list().await
     }
-    async fn break_lock(&self, lock: &Lock, opts: &BreakOptions) -> Result<Broken, Error> {
+    async fn delete_if_unchanged(&self, lock: &Lock, opts: &BreakOptions) -> Result<Broken, Error> {
         self.0.hold(
             &lock.location,
             &info(
@@ -420,7 +445,10 @@ impl LockStore for Racing {
                 chrono::Duration::zero(),
             ),
         );
-        self.0.break_lock(lock, opts).await
+        self.0.delete_if_unchanged(lock, opts).await
+    }
+    async fn recheck(&self, lock: &Lock) -> Result<Presence, Error> {
+        self.0.recheck(lock).await
     }
 }
 
@@ -454,21 +482,15 @@ fn migration_mode_halves_are_one_lock_broken_together() {
     let ddb = Arc::new(MemoryStore::new("memory://ddb"));
     stores.0.insert("memory://ddb".into(), ddb.clone());
     let text = info(ID, chrono::Duration::hours(2));
-    let mut file = Lock::new(
-        Backend::S3,
-        "memory://s3",
-        "s3://bucket/app/terraform.tfstate.tflock",
-    )
-    .with_info_text(&text);
-    file.snapshot.raw = Some(text.clone());
+    let mut file = s3
+        .lock_at("s3://bucket/app/terraform.tfstate.tflock")
+        .with_info_text(&text);
+    file.backend = Backend::new("s3");
     s3.put(file);
-    let mut row = Lock::new(
-        Backend::Dynamodb,
-        "memory://ddb",
-        "dynamodb://locks/bucket/app/terraform.tfstate",
-    )
-    .with_info_text(&text);
-    row.snapshot.raw = Some(text.clone());
+    let mut row = ddb
+        .lock_at("dynamodb://locks/bucket/app/terraform.tfstate")
+        .with_info_text(&text);
+    row.backend = Backend::new("dynamodb");
     ddb.put(row);
 
     let r = run(
@@ -724,7 +746,7 @@ fn break_stale_dry_run_max_and_summary() {
     let audit = stores.audit();
     assert_eq!(audit.len(), 1);
     assert_eq!(audit[0]["id"], "00000000-0000-0000-0000-00000000000a");
-    assert_eq!(audit[0]["outcome"], "broken");
+    assert_eq!(audit[0]["outcome"], "removed");
     assert_eq!(audit[0]["lock_info"]["Who"], "ci@runner-1");
     assert!(audit[0]["operator"].as_str().unwrap().contains('@'));
 
@@ -825,9 +847,10 @@ fn wait_returns_when_the_lock_is_gone_or_times_out() {
     );
     assert_eq!(r.code, 5, "{}", r.err);
     assert!(r.err.contains("still held"), "{}", r.err);
-    mem.put(Lock::new(Backend::Memory, "memory://a", "other")); // unrelated
+    mem.put(mem.lock_at("other")); // unrelated
     let lock = mem.locks().into_iter().find(|l| l.id == ID).unwrap();
-    block_on(mem.break_lock(&lock, &BreakOptions::default())).unwrap();
+    let store: &dyn LockStore = mem.as_ref();
+    block_on(store.break_lock(&lock, &BreakOptions::default())).unwrap();
     let r = run(
         &stores,
         &["wait", "--id", ID, "-t", "memory://a", "--timeout", "5s"],

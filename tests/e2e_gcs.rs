@@ -52,10 +52,7 @@ fn gcs_lock_killed_then_broken_by_generation() {
         lock["path"],
         format!("gs://{bucket}/{lock_object}").as_str()
     );
-    assert_eq!(
-        lock["details"]["state_object"],
-        format!("gs://{bucket}/{state}").as_str()
-    );
+    assert_eq!(lock["state"], format!("gs://{bucket}/{state}").as_str());
     let uuid = lock["info"]["ID"]
         .as_str()
         .expect("LockInfo ID")

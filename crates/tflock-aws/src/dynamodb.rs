@@ -4,14 +4,27 @@
 //! and is never listed, read beyond its key, or touched. Rows are told apart by attribute,
 //! server-side, so digest values never leave the table.
 
-use crate::config::Aws;
-use crate::error::{code, sdk_error, Call};
-use crate::keys::{split_lock_id, workspace_of};
+use crate::auth::Aws;
+use crate::error::{code, destructive_error, sdk_error, Call};
+use crate::naming::{split_lock_id, workspace_of, StateKeys};
 use async_trait::async_trait;
+use aws_config::retry::RetryConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use std::collections::HashMap;
-use tflock_core::{check_breakable, Backend, BreakOptions, Broken, Error, Lock, LockStore, Target};
+use tflock_core::{
+    Backend, BreakOptions, Broken, Error, Handle, Lock, LockStore, Presence, Target,
+};
+
+/// The backend name of DynamoDB lock rows.
+pub const DYNAMODB: Backend = Backend::new("dynamodb");
+
+/// What a break of a lock row compares on: the row's key and the exact `Info` read.
+struct DynamoHandle {
+    lock_id: String,
+    /// `None` when `Info` is not a string: such a row is not Terraform's and is kept.
+    info: Option<String>,
+}
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -22,8 +35,11 @@ const MAX_SEGMENTS: i32 = 64;
 pub(crate) struct DynamoStore {
     target: String,
     table: String,
-    /// Only `LockID`s starting with this (a bucket, `bucket/env:/`), when the target has a path.
+    /// Only `LockID`s starting with this (a bucket, `bucket/env:/`), when the target has a
+    /// path or names the state bucket.
     prefix: String,
+    /// One backend configuration's states (`?bucket=&key=`, from discovery): only its rows.
+    scope: Option<(String, StateKeys)>,
     /// Parallel scan segments (`?segments=`, default 1).
     segments: i32,
     region: String,
@@ -34,10 +50,10 @@ pub(crate) struct DynamoStore {
 impl DynamoStore {
     pub fn new(target: &Target, aws: &Aws) -> Result<Self, Error> {
         if target.host.is_empty() {
-            return Err(Error::usage(format!(
-                "{}: missing table name (dynamodb://TABLE)",
-                target.url
-            )));
+            return Err(Error::usage(
+                &target.url,
+                "missing table name (dynamodb://TABLE)",
+            ));
         }
         let segments = match target.param("segments") {
             None => 1,
@@ -46,20 +62,46 @@ impl DynamoStore {
                 .ok()
                 .filter(|n| (1..=MAX_SEGMENTS).contains(n))
                 .ok_or_else(|| {
-                    Error::usage(format!(
-                        "{}: ?segments={n} must be a number from 1 to {MAX_SEGMENTS}",
-                        target.url
-                    ))
+                    Error::usage(
+                        &target.url,
+                        format!("?segments={n} must be a number from 1 to {MAX_SEGMENTS}"),
+                    )
                 })?,
+        };
+        let scope =
+            match (target.param("bucket"), target.param("key")) {
+                (Some(b), Some(k)) => Some((
+                    b.to_string(),
+                    StateKeys::new(k, target.param("workspace_key_prefix")),
+                )),
+                (None, None) => None,
+                _ => return Err(Error::usage(
+                    &target.url,
+                    "?bucket= and ?key= name one state configuration together; set both or neither",
+                )),
+            };
+        let prefix = match &scope {
+            Some((bucket, _)) if target.path.is_empty() => format!("{bucket}/"),
+            _ => target.path.clone(),
         };
         Ok(DynamoStore {
             target: target.url.clone(),
             segments,
             table: target.host.clone(),
-            prefix: target.path.clone(),
+            prefix,
+            scope,
             region: aws.region().to_string(),
             endpoint: aws.endpoint.clone(),
             client: Client::new(&aws.sdk),
+        })
+    }
+
+    fn mine<'a>(&self, lock: &'a Lock) -> Result<&'a DynamoHandle, Error> {
+        lock.handle().get::<DynamoHandle>().ok_or_else(|| {
+            Error::usage(
+                &self.target,
+                format!("{} is not a row of table {}", lock.location, self.table),
+            )
         })
     }
 
@@ -120,25 +162,44 @@ impl DynamoStore {
         }
     }
 
-    /// A lock from one row, or `None` for a row that is not a lock row.
+    /// The workspace of a row's `LockID`, and whether this target covers it.
+    fn workspace(&self, lock_id: &str) -> Option<Option<String>> {
+        let split = split_lock_id(lock_id);
+        match (&self.scope, split) {
+            (Some((bucket, keys)), Some((b, key))) if b == bucket => {
+                keys.workspace_of(key).map(Some)
+            }
+            (Some(_), _) => None,
+            (None, Some((_, key))) => Some(Some(workspace_of(key))),
+            (None, None) => Some(None),
+        }
+    }
+
+    /// A lock from one row, or `None` for a row that is not a lock row (or not covered).
     fn lock_from(&self, item: &Item) -> Option<Lock> {
         let lock_id = item.get("LockID")?.as_s().ok()?;
         let info = item.get("Info")?;
-        let mut lock = Lock::new(Backend::Dynamodb, &self.target, self.location(lock_id));
-        match info.as_s() {
-            Ok(raw) => {
-                lock = lock.with_info_text(raw);
-                lock.snapshot.raw = Some(raw.clone());
-            }
-            Err(_) => lock.info_error = Some("Info is not a string attribute".into()),
+        let workspace = self.workspace(lock_id)?;
+        let raw = info.as_s().ok().cloned();
+        let handle = Handle::new(
+            &self.target,
+            DynamoHandle {
+                lock_id: lock_id.clone(),
+                info: raw.clone(),
+            },
+        );
+        let mut lock = Lock::new(DYNAMODB, &self.target, self.location(lock_id), handle);
+        match &raw {
+            Some(raw) => lock = lock.with_info_text(raw),
+            None => lock.info_error = Some("Info is not a string attribute".into()),
         }
         if lock.path.is_empty() {
             lock.path = lock_id.clone();
         }
+        lock.workspace = workspace;
         lock.details.insert("table".into(), self.table.clone());
         lock.details.insert("lock_id".into(), lock_id.clone());
         if let Some((bucket, key)) = split_lock_id(lock_id) {
-            lock.workspace = Some(workspace_of(key));
             lock.details.insert("bucket".into(), bucket.to_string());
             lock.details.insert("state_key".into(), key.to_string());
         }
@@ -149,7 +210,7 @@ impl DynamoStore {
 #[async_trait]
 impl LockStore for DynamoStore {
     fn backend(&self) -> Backend {
-        Backend::Dynamodb
+        DYNAMODB
     }
 
     fn target(&self) -> &str {
@@ -167,19 +228,10 @@ impl LockStore for DynamoStore {
         Ok(locks)
     }
 
-    async fn break_lock(&self, lock: &Lock, opts: &BreakOptions) -> Result<Broken, Error> {
-        check_breakable(lock, opts)?;
-        let lock_id = lock
-            .location
-            .strip_prefix(&format!("dynamodb://{}/", self.table))
-            .filter(|id| !id.is_empty())
-            .ok_or_else(|| {
-                Error::usage(format!(
-                    "{}: {} is not a row of table {}",
-                    self.target, lock.location, self.table
-                ))
-            })?;
-        let Some(expected) = &lock.snapshot.raw else {
+    async fn delete_if_unchanged(&self, lock: &Lock, _: &BreakOptions) -> Result<Broken, Error> {
+        let h = self.mine(lock)?;
+        let lock_id = &h.lock_id;
+        let Some(expected) = &h.info else {
             return Err(Error::refused(
                 &self.target,
                 format!(
@@ -188,15 +240,21 @@ impl LockStore for DynamoStore {
             ));
         };
         // Delete only if Info is still exactly the text that was read: a lock re-taken in
-        // between has a new ID and Created, so it survives. A missing row fails the same way.
+        // between has a new ID and Created, so it survives. A missing row fails the same
+        // way. Sent once: a retry after a lost reply would fail its condition and be
+        // misreported as a change.
         let result = self
             .client
             .delete_item()
             .table_name(&self.table)
-            .key("LockID", AttributeValue::S(lock_id.to_string()))
+            .key("LockID", AttributeValue::S(lock_id.clone()))
             .condition_expression("#info = :info")
             .expression_attribute_names("#info", "Info")
             .expression_attribute_values(":info", AttributeValue::S(expected.clone()))
+            .customize()
+            .config_override(
+                aws_sdk_dynamodb::config::Builder::default().retry_config(RetryConfig::disabled()),
+            )
             .send()
             .await;
         match result {
@@ -205,6 +263,7 @@ impl LockStore for DynamoStore {
                     "DynamoDB item LockID={lock_id} in table {}",
                     self.table
                 )],
+                ..Broken::default()
             }),
             Err(e) if code(&e).as_deref() == Some("ConditionalCheckFailedException") => {
                 Err(Error::changed(
@@ -212,10 +271,39 @@ impl LockStore for DynamoStore {
                     format!("row {lock_id} was removed or re-taken since it was read"),
                 ))
             }
-            Err(e) => Err(sdk_error(
+            Err(e) => Err(destructive_error(
                 &self.call(format!("deleting row {lock_id} from table {}", self.table)),
                 &e,
             )),
         }
+    }
+
+    async fn recheck(&self, lock: &Lock) -> Result<Presence, Error> {
+        let h = self.mine(lock)?;
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("LockID", AttributeValue::S(h.lock_id.clone()))
+            .consistent_read(true)
+            .projection_expression("#info")
+            .expression_attribute_names("#info", "Info")
+            .send()
+            .await
+            .map_err(|e| {
+                sdk_error(
+                    &self.call(format!("reading row {} of table {}", h.lock_id, self.table)),
+                    &e,
+                )
+            })?;
+        let now = out
+            .item()
+            .and_then(|i| i.get("Info"))
+            .map(|v| v.as_s().ok().cloned());
+        Ok(match now {
+            None => Presence::Gone,
+            Some(info) if info == h.info => Presence::Same,
+            Some(_) => Presence::Other,
+        })
     }
 }

@@ -4,7 +4,7 @@
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use tflock_core::error::{one_line, source_chain};
-use tflock_core::Error;
+use tflock_core::{Error, Kind};
 
 /// What a failed call was doing, for the message: `"listing bucket b"`.
 pub(crate) struct Call<'a> {
@@ -43,22 +43,31 @@ pub(crate) fn sdk_error<E>(call: &Call<'_>, err: &SdkError<E, HttpResponse>) -> 
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let (message, hint) = match err {
+    let (kind, message, hint) = match err {
         SdkError::ServiceError(_) | SdkError::ResponseError(_) => {
             let code = code(err)
                 .or_else(|| status(err).map(|s| format!("HTTP {s}")))
                 .unwrap_or_else(|| "unknown error".to_string());
             let detail = err.message().map(|m| format!(": {m}")).unwrap_or_default();
             let hint = hint_for_code(&code, call.region);
-            (format!("{code}{detail}"), hint)
+            (kind_of_code(&code), format!("{code}{detail}"), hint)
         }
         SdkError::TimeoutError(_) => (
+            Kind::Timeout,
             "timed out".to_string(),
             Some("check the endpoint and the network, or raise --request-timeout".to_string()),
         ),
         SdkError::DispatchFailure(d) => {
             let text = source_chain(err);
-            let hint = if text.contains("credentials") || text.contains("identity") {
+            let credentials = text.contains("credentials") || text.contains("identity");
+            let kind = if credentials {
+                Kind::Unauthenticated
+            } else if d.is_timeout() {
+                Kind::Timeout
+            } else {
+                Kind::Unreachable
+            };
+            let hint = if credentials {
                 "configure AWS credentials: AWS_PROFILE or ?profile=, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or `aws sso login`; with assume_role, check role_arn and that STS (endpoints.sts) is reachable"
             } else if d.is_timeout() {
                 "the endpoint did not answer in time: check the endpoint and the network, or raise --request-timeout"
@@ -69,15 +78,64 @@ where
                 Some(ep) if !hint.starts_with("configure") => format!("{ep}: {hint}"),
                 _ => hint.to_string(),
             };
-            (text, Some(hint))
+            (kind, text, Some(hint))
         }
-        _ => (source_chain(err), None),
+        _ => (Kind::Backend, source_chain(err), None),
     };
     let message = one_line(&format!("{}: {message}", call.action));
-    let e = Error::backend(call.target, message);
+    let e = Error::new(kind, message).at(call.target);
     match hint {
         Some(h) => e.with_hint(h),
         None => e,
+    }
+}
+
+/// Maps the error of a destructive request (sent once, never retried). A service's
+/// definite answer (a 4xx with a code, a 503 that applied nothing) is what it says;
+/// anything else (no reply, a timeout, a 5xx) may have been applied: the outcome is
+/// unknown until the lock is read again.
+pub(crate) fn destructive_error<E>(call: &Call<'_>, err: &SdkError<E, HttpResponse>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let e = sdk_error(call, err);
+    let applied_nothing = match err {
+        SdkError::ServiceError(_) => {
+            let s = status(err).unwrap_or(500);
+            s < 500 || s == 503
+        }
+        // The request could not be built or signed: nothing left the process.
+        SdkError::ConstructionFailure(_) => true,
+        // A connection that was refused or never made carried nothing.
+        SdkError::DispatchFailure(d) => {
+            d.is_user() || source_chain(err).contains("Connection refused")
+        }
+        _ => false,
+    };
+    if applied_nothing {
+        e
+    } else {
+        e.with_kind(Kind::OutcomeUnknown)
+    }
+}
+
+/// The kind of a service error code (S3 and DynamoDB spellings).
+fn kind_of_code(code: &str) -> Kind {
+    match code {
+        "AccessDenied" | "AccessDeniedException" | "AllAccessDisabled" | "HTTP 403" => {
+            Kind::PermissionDenied
+        }
+        "InvalidAccessKeyId"
+        | "UnrecognizedClientException"
+        | "InvalidClientTokenId"
+        | "SignatureDoesNotMatch"
+        | "InvalidSignatureException"
+        | "ExpiredToken"
+        | "ExpiredTokenException"
+        | "RequestExpired"
+        | "TokenRefreshRequired"
+        | "MissingAuthenticationToken" => Kind::Unauthenticated,
+        _ => Kind::Backend,
     }
 }
 
@@ -151,7 +209,7 @@ mod tests {
             e.to_string(),
             "s3://b: listing bucket b: NoSuchBucket: The specified bucket does not exist (no such bucket: check the bucket name)"
         );
-        assert_eq!(e.exit_code(), 1);
+        assert_eq!(e.kind(), Kind::Backend);
         let e = sdk_error(
             &call(),
             &service_error(

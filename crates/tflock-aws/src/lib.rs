@@ -3,38 +3,52 @@
 //! - `dynamodb://TABLE[/PREFIX][?segments=N]`: lock rows of a `dynamodb_table` (never its
 //!   digest rows); `segments` splits the scan into N parallel segments for large tables.
 //! - `s3://BUCKET[/PREFIX]`: native lockfiles, `<state key>.tflock` (`use_lockfile`).
+//! - `?key=` (and `?workspace_key_prefix=`, `?bucket=` for a table): one backend
+//!   configuration's states only, as discovery makes them.
 //!
 //! Credentials, region and endpoints come from the standard AWS chain (environment,
 //! profiles, SSO, web identity, instance metadata), overridden per target with
 //! `?region=`, `?profile=` and `?endpoint=`. Breaking is always compare-and-delete:
 //! `DeleteItem` conditioned on the exact `Info` read, `DeleteObject` with `If-Match`.
-//! No SDK type appears in this API: the CLI only calls [`open`].
+//! No SDK type appears in this API: the CLI only sees [`DRIVER`].
+//!
+//! Files: `s3.rs` and `dynamodb.rs` (the stores), `naming.rs` (keys and workspaces),
+//! `auth.rs` (credentials, region, endpoints, timeouts), `error.rs`, `discover.rs` (the
+//! `backend "s3"` block).
 
-mod config;
+mod auth;
+mod discover;
 mod dynamodb;
 mod error;
-mod keys;
+mod naming;
 mod s3;
+
+pub use discover::DRIVER;
+pub use dynamodb::DYNAMODB;
+pub use s3::S3;
 
 use std::sync::Arc;
 use tflock_core::{ConnectOptions, Error, LockStore, Target};
+
+/// Options of one state configuration, for both services.
+const SCOPE_PARAMS: [&str; 2] = ["key", "workspace_key_prefix"];
 
 /// Opens a `dynamodb://` or `s3://` target. Loads the AWS configuration but sends no
 /// request: errors about the table or bucket come from the first `list`.
 pub async fn open(target: &Target, opts: &ConnectOptions) -> Result<Arc<dyn LockStore>, Error> {
     match target.scheme.as_str() {
         "dynamodb" => {
-            let aws =
-                config::load(target, opts, "AWS_ENDPOINT_URL_DYNAMODB", &["segments"]).await?;
+            let params = [&["segments", "bucket"][..], &SCOPE_PARAMS].concat();
+            let aws = auth::load(target, opts, "AWS_ENDPOINT_URL_DYNAMODB", &params).await?;
             Ok(Arc::new(dynamodb::DynamoStore::new(target, &aws)?))
         }
         "s3" => {
-            let aws = config::load(target, opts, "AWS_ENDPOINT_URL_S3", &[]).await?;
+            let aws = auth::load(target, opts, "AWS_ENDPOINT_URL_S3", &SCOPE_PARAMS).await?;
             Ok(Arc::new(s3::S3Store::new(target, &aws, opts)?))
         }
-        other => Err(Error::usage(format!(
-            "{}: scheme {other}:// is not an AWS target (use dynamodb://TABLE or s3://BUCKET)",
-            target.url
-        ))),
+        other => Err(Error::usage(
+            &target.url,
+            format!("scheme {other}:// is not an AWS target (use dynamodb://TABLE or s3://BUCKET)"),
+        )),
     }
 }

@@ -2,20 +2,27 @@
 //! `<state key>.tflock` objects holding LockInfo JSON.
 //!
 //! Only keys ending in `.tflock` are read or deleted; state objects are never fetched.
-//! The ETag read is kept, and a break is `DeleteObject` with `If-Match` on it.
+//! A break re-reads the lockfile's ETag (HEAD) and then sends `DeleteObject` with
+//! `If-Match` on the ETag that was listed, once: a store that ignores `If-Match` is still
+//! guarded by the re-check, and says so.
 
-use crate::config::Aws;
-use crate::error::{code, sdk_error, status, Call};
-use crate::keys::{lockfile_state_key, workspace_of};
+use crate::auth::Aws;
+use crate::error::{code, destructive_error, sdk_error, status, Call};
+use crate::naming::{lockfile_state_key, workspace_of, StateKeys};
 use async_trait::async_trait;
+use aws_config::retry::RetryConfig;
 use aws_sdk_s3::primitives::DateTime as AwsDateTime;
 use aws_sdk_s3::Client;
 use chrono::{DateTime, Utc};
 use tflock_core::error::source_chain;
 use tflock_core::{
-    bounded, check_breakable, Backend, BreakOptions, Broken, ConnectOptions, Error, Lock,
-    LockStore, Target,
+    bounded, Backend, BreakOptions, Broken, ConnectOptions, Error, Guard, Handle, Lock, LockStore,
+    Presence, Target,
 };
+use tokio::sync::OnceCell;
+
+/// The backend name of lockfiles.
+pub const S3: Backend = Backend::new("s3");
 
 /// A lockfile is a few hundred bytes; anything much larger is not one, so it is not read.
 const MAX_LOCKFILE_BYTES: i64 = 1 << 20;
@@ -24,10 +31,21 @@ pub(crate) struct S3Store {
     target: String,
     bucket: String,
     prefix: String,
+    /// One backend configuration's states (discovery, `?key=`): only its lockfiles.
+    keys: Option<StateKeys>,
     region: String,
     endpoint: Option<String>,
+    /// Not AWS itself: whether it honours `If-Match` on DELETE must be found out.
+    custom_endpoint: bool,
+    if_match_honoured: OnceCell<bool>,
     concurrency: usize,
     client: Client,
+}
+
+/// What a break of a lockfile compares on.
+struct S3Handle {
+    key: String,
+    etag: Option<String>,
 }
 
 /// One `.tflock` object as listed.
@@ -41,10 +59,10 @@ struct Listed {
 impl S3Store {
     pub fn new(target: &Target, aws: &Aws, opts: &ConnectOptions) -> Result<Self, Error> {
         if target.host.is_empty() {
-            return Err(Error::usage(format!(
-                "{}: missing bucket name (s3://BUCKET[/PREFIX])",
-                target.url
-            )));
+            return Err(Error::usage(
+                &target.url,
+                "missing bucket name (s3://BUCKET[/PREFIX])",
+            ));
         }
         // Emulators and most private endpoints only serve path-style URLs.
         let config = aws_sdk_s3::config::Builder::from(&aws.sdk)
@@ -54,8 +72,13 @@ impl S3Store {
             target: target.url.clone(),
             bucket: target.host.clone(),
             prefix: target.path.clone(),
+            keys: target
+                .param("key")
+                .map(|k| StateKeys::new(k, target.param("workspace_key_prefix"))),
             region: aws.region().to_string(),
             endpoint: aws.endpoint.clone(),
+            custom_endpoint: aws.custom_endpoint,
+            if_match_honoured: OnceCell::new(),
             concurrency: opts.concurrency,
             client: Client::from_conf(config),
         })
@@ -72,6 +95,15 @@ impl S3Store {
 
     fn location(&self, key: &str) -> String {
         format!("s3://{}/{key}", self.bucket)
+    }
+
+    /// The workspace of a lockfile, and whether it is one this target covers.
+    fn workspace(&self, key: &str) -> Option<String> {
+        let state_key = lockfile_state_key(key)?;
+        match &self.keys {
+            Some(keys) => keys.workspace_of(state_key),
+            None => Some(workspace_of(state_key)),
+        }
     }
 
     async fn list_lockfiles(&self) -> Result<Vec<Listed>, Error> {
@@ -92,7 +124,7 @@ impl S3Store {
             for obj in page.contents() {
                 let Some(key) = obj.key() else { continue };
                 // The server returns every key under the prefix: keep lockfiles only.
-                if lockfile_state_key(key).is_none() {
+                if self.workspace(key).is_none() {
                     continue;
                 }
                 found.push(Listed {
@@ -114,13 +146,13 @@ impl S3Store {
     /// Reads one lockfile; `None` when it vanished between the listing and the read.
     async fn read(&self, listed: Listed) -> Result<Option<Lock>, Error> {
         let state_key = lockfile_state_key(&listed.key).unwrap_or(&listed.key);
-        let mut lock = Lock::new(Backend::S3, &self.target, self.location(&listed.key));
+        let location = self.location(&listed.key);
         let (mut etag, mut last_modified) = (listed.etag.clone(), listed.last_modified);
-        if listed.size.is_some_and(|s| s > MAX_LOCKFILE_BYTES) {
-            lock.info_error = Some(format!(
+        let body: Result<String, String> = if listed.size.is_some_and(|s| s > MAX_LOCKFILE_BYTES) {
+            Err(format!(
                 "{} bytes is too large for a Terraform lockfile; not read",
                 listed.size.unwrap_or_default()
-            ));
+            ))
         } else {
             let got = self
                 .client
@@ -136,37 +168,33 @@ impl S3Store {
                 // One unreadable lockfile (SSE-C, a KMS key the caller may not use, a
                 // flaky read) must not hide the others: list it with the reason. It can
                 // still be broken by location, under If-Match on the listed ETag.
-                Err(e) => {
-                    let err = sdk_error(
-                        &self.call(format!("reading {}", self.location(&listed.key))),
-                        &e,
-                    );
-                    lock.info_error = Some(err.to_string());
-                }
+                Err(e) => Err(sdk_error(&self.call(format!("reading {location}")), &e).to_string()),
                 Ok(out) => {
                     etag = out.e_tag().map(str::to_string).or(etag);
                     last_modified = out.last_modified().cloned().or(last_modified);
                     match out.body.collect().await {
-                        Ok(bytes) => {
-                            let raw = String::from_utf8_lossy(&bytes.into_bytes()).into_owned();
-                            lock = lock.with_info_text(&raw);
-                            lock.snapshot.raw = Some(raw);
-                        }
-                        Err(e) => {
-                            lock.info_error = Some(format!(
-                                "reading {}: {}",
-                                self.location(&listed.key),
-                                source_chain(&e)
-                            ));
-                        }
+                        Ok(bytes) => Ok(String::from_utf8_lossy(&bytes.into_bytes()).into_owned()),
+                        Err(e) => Err(format!("reading {location}: {}", source_chain(&e))),
                     }
                 }
             }
+        };
+        let handle = Handle::new(
+            &self.target,
+            S3Handle {
+                key: listed.key.clone(),
+                etag: etag.clone(),
+            },
+        );
+        let mut lock = Lock::new(S3, &self.target, &location, handle);
+        match body {
+            Ok(raw) => lock = lock.with_info_text(&raw),
+            Err(why) => lock.info_error = Some(why),
         }
         if lock.path.is_empty() {
             lock.path = format!("{}/{state_key}", self.bucket);
         }
-        lock.workspace = Some(workspace_of(state_key));
+        lock.workspace = self.workspace(&listed.key);
         lock.stored_at = last_modified.as_ref().and_then(to_chrono);
         lock.details.insert("bucket".into(), self.bucket.clone());
         lock.details.insert("key".into(), listed.key.clone());
@@ -179,8 +207,73 @@ impl S3Store {
         if let Some(e) = &etag {
             lock.details.insert("etag".into(), e.clone());
         }
-        lock.snapshot.etag = etag;
         Ok(Some(lock))
+    }
+
+    fn mine<'a>(&self, lock: &'a Lock) -> Result<&'a S3Handle, Error> {
+        lock.handle().get::<S3Handle>().ok_or_else(|| {
+            Error::usage(
+                &self.target,
+                format!("{} is not a lockfile of this target", lock.location),
+            )
+        })
+    }
+
+    /// The lockfile's ETag now, or `None` when it is gone. Reads are retried by the SDK.
+    async fn head(&self, key: &str) -> Result<Option<String>, Error> {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(out.e_tag().unwrap_or_default().to_string())),
+            Err(e) if status(&e) == Some(404) => Ok(None),
+            Err(e) => Err(sdk_error(
+                &self.call(format!("reading {}", self.location(key))),
+                &e,
+            )),
+        }
+    }
+
+    /// Sends `DeleteObject` with `If-Match: "tflock-probe"` for a key that cannot exist:
+    /// a store that honours the precondition answers 412 (or 404), one that ignores it
+    /// answers 204. Nothing can be deleted by it.
+    async fn probe_if_match(&self) -> Result<bool, Error> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let key = format!(
+            "{}.tflock-if-match-probe-{}-{nanos:x}",
+            self.prefix,
+            std::process::id()
+        );
+        let sent = self
+            .client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .if_match("\"tflock-if-match-probe\"")
+            .customize()
+            .config_override(
+                aws_sdk_s3::config::Builder::default().retry_config(RetryConfig::disabled()),
+            )
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(false),
+            Err(e) if matches!(status(&e), Some(404 | 412)) => Ok(true),
+            Err(e) => Err(sdk_error(
+                &self.call(format!(
+                    "checking whether {} honours If-Match on DELETE",
+                    self.endpoint.as_deref().unwrap_or("the endpoint")
+                )),
+                &e,
+            )),
+        }
     }
 }
 
@@ -191,7 +284,7 @@ fn to_chrono(t: &AwsDateTime) -> Option<DateTime<Utc>> {
 #[async_trait]
 impl LockStore for S3Store {
     fn backend(&self) -> Backend {
-        Backend::S3
+        S3
     }
 
     fn target(&self) -> &str {
@@ -208,40 +301,79 @@ impl LockStore for S3Store {
         Ok(locks)
     }
 
-    async fn break_lock(&self, lock: &Lock, opts: &BreakOptions) -> Result<Broken, Error> {
-        check_breakable(lock, opts)?;
-        let key = lock
-            .location
-            .strip_prefix(&format!("s3://{}/", self.bucket))
-            .filter(|k| lockfile_state_key(k).is_some())
-            .ok_or_else(|| {
-                Error::usage(format!(
-                    "{}: {} is not a lockfile in bucket {}",
-                    self.target, lock.location, self.bucket
-                ))
-            })?;
-        let Some(etag) = &lock.snapshot.etag else {
+    async fn break_guard(&self) -> Result<Guard, Error> {
+        if !self.custom_endpoint {
+            return Ok(Guard {
+                facts: vec![("if_match".into(), "honoured (AWS S3)".into())],
+                warning: None,
+            });
+        }
+        let honoured = *self
+            .if_match_honoured
+            .get_or_try_init(|| self.probe_if_match())
+            .await?;
+        Ok(if honoured {
+            Guard {
+                facts: vec![("if_match".into(), "honoured".into())],
+                warning: None,
+            }
+        } else {
+            Guard {
+                facts: vec![("if_match".into(), "ignored".into())],
+                warning: Some(format!(
+                    "{}: the S3 endpoint {} ignores If-Match on DELETE: a break is only guarded by re-reading the lockfile's ETag right before deleting it",
+                    self.target,
+                    self.endpoint.as_deref().unwrap_or("?")
+                )),
+            }
+        })
+    }
+
+    async fn delete_if_unchanged(&self, lock: &Lock, _: &BreakOptions) -> Result<Broken, Error> {
+        let h = self.mine(lock)?;
+        let location = self.location(&h.key);
+        let Some(etag) = &h.etag else {
             return Err(Error::refused(
                 &self.target,
-                format!(
-                    "{} was listed without an ETag; cannot remove it safely",
-                    lock.location
-                ),
+                format!("{location} was listed without an ETag; cannot remove it safely"),
             ));
         };
+        // Re-check right before deleting: the window since the listing includes the time
+        // the operator took to type `yes`, and some S3-compatible stores ignore If-Match.
+        match self.head(&h.key).await? {
+            None => {
+                return Err(Error::changed(
+                    &self.target,
+                    format!("{location} is gone: someone unlocked it"),
+                ))
+            }
+            Some(now) if &now != etag => {
+                return Err(Error::changed(
+                    &self.target,
+                    format!("{location} was re-taken: ETag {now} now, {etag} was read"),
+                ))
+            }
+            Some(_) => {}
+        }
         // Delete only the exact object that was read: a re-taken lockfile has a new ETag
-        // and the delete fails with 412; a vanished one with 404.
+        // and the delete fails with 412; a vanished one with 404. Sent once: a retry after
+        // a lost reply would fail its precondition and be misreported as a change.
         let result = self
             .client
             .delete_object()
             .bucket(&self.bucket)
-            .key(key)
+            .key(&h.key)
             .if_match(etag)
+            .customize()
+            .config_override(
+                aws_sdk_s3::config::Builder::default().retry_config(RetryConfig::disabled()),
+            )
             .send()
             .await;
         match result {
             Ok(_) => Ok(Broken {
-                removed: vec![format!("S3 object {}", lock.location)],
+                removed: vec![format!("S3 object {location}")],
+                ..Broken::default()
             }),
             Err(e)
                 if matches!(
@@ -251,16 +383,22 @@ impl LockStore for S3Store {
             {
                 Err(Error::changed(
                     &self.target,
-                    format!(
-                        "{} was removed or re-taken since it was read",
-                        lock.location
-                    ),
+                    format!("{location} was removed or re-taken since it was read"),
                 ))
             }
-            Err(e) => Err(sdk_error(
-                &self.call(format!("deleting {}", lock.location)),
+            Err(e) => Err(destructive_error(
+                &self.call(format!("deleting {location}")),
                 &e,
             )),
         }
+    }
+
+    async fn recheck(&self, lock: &Lock) -> Result<Presence, Error> {
+        let h = self.mine(lock)?;
+        Ok(match self.head(&h.key).await? {
+            None => Presence::Gone,
+            Some(now) if Some(&now) == h.etag.as_ref() => Presence::Same,
+            Some(_) => Presence::Other,
+        })
     }
 }

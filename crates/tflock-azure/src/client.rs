@@ -6,7 +6,7 @@ use crate::credentials::{self, Auth};
 use crate::shared_key::SharedKeyPolicy;
 use crate::transport;
 use azure_core::credentials::TokenCredential;
-use azure_core::http::Url;
+use azure_core::http::{ClientOptions, RetryOptions, Url};
 use azure_storage_blob::{
     BlobClient, BlobClientOptions, BlobContainerClient, BlobContainerClientOptions,
 };
@@ -18,11 +18,16 @@ pub(crate) struct Clients {
     pub account: String,
     pub container: String,
     pub prefix: String,
+    /// One backend configuration's state blob (`?key=`): only `<key>` and
+    /// `<key>env:<ws>` are covered.
+    pub key: Option<String>,
     /// Container URL without any SAS, for messages and lock locations.
     pub container_url: Url,
     /// Container URL as sent (with the SAS query when authorizing by SAS).
     request_url: Url,
     options: BlobClientOptions,
+    /// The same, without retries: for destructive requests, sent once.
+    once_options: BlobClientOptions,
     credential: Option<Arc<dyn TokenCredential>>,
     pub container_client: BlobContainerClient,
 }
@@ -55,10 +60,10 @@ impl Clients {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Clients, Error> {
         if target.scheme != "azblob" {
-            return Err(Error::usage(format!(
-                "{}: not an Azure Blob target (expected azblob://ACCOUNT/CONTAINER[/PREFIX])",
-                target.url
-            )));
+            return Err(Error::usage(
+                &target.url,
+                "not an Azure Blob target (expected azblob://ACCOUNT/CONTAINER[/PREFIX])",
+            ));
         }
         target.refuse_secrets_in_url(
             &["access_key", "sas_token"],
@@ -71,19 +76,25 @@ impl Clients {
             "environment",
             "use_azuread_auth",
             "metadata_host",
+            "key",
         ])?;
         let account = target.host.trim().to_string();
-        let (container, prefix) = match target.path.split_once('/') {
+        let (container, mut prefix) = match target.path.split_once('/') {
             Some((c, p)) => (c.to_string(), p.to_string()),
             None => (target.path.clone(), String::new()),
         };
-        if account.is_empty() || container.is_empty() {
-            return Err(Error::usage(format!(
-                "{}: name the account and the container: azblob://ACCOUNT/CONTAINER[/PREFIX]",
-                target.url
-            )));
+        let key = target.param("key").map(str::to_string);
+        if let Some(k) = &key {
+            // Every workspace's blob starts with the key: list only those.
+            prefix = k.clone();
         }
-        let usage = |m: String| Error::usage(format!("{}: {m}", target.url));
+        if account.is_empty() || container.is_empty() {
+            return Err(Error::usage(
+                &target.url,
+                "name the account and the container: azblob://ACCOUNT/CONTAINER[/PREFIX]",
+            ));
+        }
+        let usage = |m: String| Error::usage(&target.url, m);
         refuse_metadata_host(target.param("metadata_host"), env).map_err(usage)?;
         let use_azuread_auth = match target.param("use_azuread_auth") {
             None => None,
@@ -144,8 +155,16 @@ impl Clients {
             account,
             container,
             prefix,
+            key,
             container_url,
             request_url,
+            once_options: BlobClientOptions {
+                client_options: ClientOptions {
+                    retry: RetryOptions::none(),
+                    ..client_options.clone()
+                },
+                ..Default::default()
+            },
             options: BlobClientOptions {
                 client_options,
                 ..Default::default()
@@ -164,16 +183,36 @@ impl Clients {
         url
     }
 
+    /// Whether blob `name` is one this target covers.
+    pub(crate) fn covers(&self, name: &str) -> bool {
+        match &self.key {
+            None => true,
+            Some(key) => {
+                name == key
+                    || name
+                        .strip_prefix(key.as_str())
+                        .and_then(|rest| rest.strip_prefix("env:"))
+                        .is_some_and(|ws| !ws.is_empty())
+            }
+        }
+    }
+
     /// Where a blob lives, as shown to users (never with a SAS).
     pub(crate) fn location(&self, name: &str) -> String {
         Self::blob_url(&self.container_url, name).to_string()
     }
 
-    pub(crate) fn blob(&self, name: &str) -> Result<BlobClient, Error> {
+    /// A client for one blob; `once`: no retries (destructive requests).
+    pub(crate) fn blob(&self, name: &str, once: bool) -> Result<BlobClient, Error> {
+        let options = if once {
+            &self.once_options
+        } else {
+            &self.options
+        };
         BlobClient::new(
             Self::blob_url(&self.request_url, name),
             self.credential.clone(),
-            Some(self.options.clone()),
+            Some(options.clone()),
         )
         .map_err(|e| {
             Error::backend(
@@ -215,7 +254,7 @@ mod tests {
             .insert("metadata_host".into(), "management.example.cloud".into());
         let err = connect(&t, &[]).err().unwrap();
         let text = err.to_string();
-        assert_eq!(err.exit_code(), 2, "{text}");
+        assert_eq!(err.kind(), tflock_core::Kind::Usage, "{text}");
         assert!(
             text.contains("metadata_host=management.example.cloud"),
             "{text}"
@@ -228,7 +267,10 @@ mod tests {
         assert!(err.to_string().contains("ARM_METADATA_HOSTNAME"), "{err}");
 
         t.params.insert("use_azuread_auth".into(), "maybe".into());
-        assert_eq!(connect(&t, &[]).err().unwrap().exit_code(), 2);
+        assert_eq!(
+            connect(&t, &[]).err().unwrap().kind(),
+            tflock_core::Kind::Usage
+        );
         // Entra ID forced: the az CLI key in the environment is not used, and Entra needs https.
         let mut t =
             Target::parse("azblob://acct/tfstate?endpoint=http://127.0.0.1:1/acct").unwrap();

@@ -8,18 +8,28 @@
 //!
 //! The SDK types stay inside this crate: callers only see [`open`].
 
+//!
+//! Files: `store.rs` (list, break), `naming.rs` (metadata and blob names), `client.rs`,
+//! `credentials.rs`, `shared_key.rs` and `transport.rs` (endpoint, auth, timeouts),
+//! `error.rs`, `discover.rs` (the `backend "azurerm"` block).
+
 mod client;
 mod credentials;
-mod errors;
-mod lockmeta;
+mod discover;
+mod error;
+mod naming;
 mod shared_key;
 mod store;
 mod transport;
 
-#[doc(hidden)]
+/// Takes leases and writes lock metadata the way Terraform does, for tests and the
+/// benchmark seeder: never in release builds.
+#[cfg(feature = "testing")]
 pub mod testing;
 
-pub use lockmeta::LOCK_KEY;
+pub use discover::DRIVER;
+pub use naming::LOCK_KEY;
+pub use store::AZURE;
 
 use std::sync::Arc;
 use tflock_core::{ConnectOptions, Error, LockStore, Target};

@@ -1,23 +1,51 @@
 //! The `LockStore` over one container: list leased blobs, break a lock on its lease.
+//!
+//! A Terraform lock is broken by releasing its lease (the lease id is the lock ID),
+//! conditioned on the ETag read, and only then removing `terraformlockid` from the now
+//! unleased blob. That order never leaves a lease without lock metadata (which would look
+//! foreign): if the clean-up fails, what is left is stale metadata on an unleased blob,
+//! which Terraform ignores and overwrites.
 
 use crate::client::Clients;
-use crate::errors;
-use crate::lockmeta::{self, LOCK_KEY};
+use crate::error;
+use crate::naming::{self, LOCK_KEY};
 use async_trait::async_trait;
 use azure_core::http::Etag;
 use azure_storage_blob::models::{
     BlobClientBreakLeaseOptions, BlobClientGetPropertiesOptions,
-    BlobClientGetPropertiesResultHeaders, BlobClientSetMetadataOptions,
-    BlobContainerClientListBlobsOptions, BlobItem, LeaseState, LeaseStatus, ListBlobsIncludeItem,
+    BlobClientGetPropertiesResultHeaders, BlobClientReleaseLeaseOptions,
+    BlobClientSetMetadataOptions, BlobContainerClientListBlobsOptions, BlobItem, LeaseState,
+    LeaseStatus, ListBlobsIncludeItem,
 };
 use futures::TryStreamExt;
-use tflock_core::{check_breakable, Backend, BreakOptions, Broken, Error, Lock, LockStore};
+use std::collections::HashMap;
+use tflock_core::{Backend, BreakOptions, Broken, Error, Handle, Lock, LockStore, Presence};
+
+/// The backend name of Azure blob leases.
+pub const AZURE: Backend = Backend::new("azure");
 
 /// Blobs per listing page: the service maximum, so a container is one call per 5,000 blobs.
 const PAGE_SIZE: i32 = 5000;
 
 pub(crate) struct AzureStore {
     pub(crate) clients: Clients,
+}
+
+/// What a break of an Azure lock compares on.
+struct AzureHandle {
+    blob: String,
+    etag: Option<String>,
+    /// The lease id (= LockInfo.ID) when the lock metadata was readable.
+    lease_id: Option<String>,
+    /// The `terraformlockid` value read, if any.
+    raw: Option<String>,
+}
+
+/// One blob's properties read again.
+struct Now {
+    leased: bool,
+    etag: Option<String>,
+    metadata: HashMap<String, String>,
 }
 
 impl AzureStore {
@@ -31,9 +59,13 @@ impl AzureStore {
         }
         let c = &self.clients;
         let location = c.location(&name);
-        let mut lock = Lock::new(Backend::Azure, &c.target, &location);
+        let metadata = item.metadata.and_then(|m| m.values).unwrap_or_default();
+        let raw = naming::lock_value(&metadata).map(str::to_string);
+        let decoded = raw.as_deref().map(naming::decode);
+        let etag = props.etag.map(|e| e.to_string());
+        let mut lock = Lock::new(AZURE, &c.target, &location, Handle::new(&c.target, ()));
         lock.path = format!("{}/{name}", c.container);
-        lock.workspace = Some(lockmeta::workspace_of(&name));
+        lock.workspace = Some(naming::workspace_of(&name));
         lock.stored_at = props
             .last_modified
             .and_then(|t| chrono::DateTime::from_timestamp(t.unix_timestamp(), t.nanosecond()));
@@ -53,13 +85,11 @@ impl AzureStore {
             lock.details
                 .insert("lease_duration".into(), format!("{d:?}").to_lowercase());
         }
-        let etag = props.etag.map(|e| e.to_string());
         if let Some(e) = &etag {
             lock.details.insert("etag".into(), e.clone());
         }
-        let metadata = item.metadata.and_then(|m| m.values).unwrap_or_default();
         let others: Vec<String> = {
-            let mut keys: Vec<String> = lockmeta::other_metadata(&metadata).into_keys().collect();
+            let mut keys: Vec<String> = naming::other_metadata(&metadata).into_keys().collect();
             keys.sort();
             keys
         };
@@ -67,8 +97,8 @@ impl AzureStore {
             lock.details
                 .insert("other_metadata".into(), others.join(","));
         }
-        lock.snapshot.etag = etag;
-        match lockmeta::lock_value(&metadata) {
+        let mut lease_id = None;
+        match decoded {
             None => {
                 // A lease without Terraform's metadata: another tool's lease, or Terraform
                 // died between acquiring the lease and writing the metadata. No lease id is
@@ -76,146 +106,191 @@ impl AzureStore {
                 lock.foreign = true;
                 lock.id = location;
             }
-            Some(value) => {
-                lock.snapshot.raw = Some(value.to_string());
-                match lockmeta::decode(value) {
-                    Ok(json) => {
-                        lock = lock.with_info_text(&json);
-                        if lock.info_error.is_none() {
-                            // Terraform proposes LockInfo.ID as the lease id: they are one.
-                            lock.snapshot.version = Some(lock.id.clone());
-                        }
-                    }
-                    Err(why) => lock.info_error = Some(why),
+            Some(Ok(json)) => {
+                lock = lock.with_info_text(&json);
+                if lock.info_error.is_none() {
+                    // Terraform proposes LockInfo.ID as the lease id: they are one.
+                    lease_id = Some(lock.id.clone());
                 }
             }
+            Some(Err(why)) => lock.info_error = Some(why),
         }
+        lock.set_handle(Handle::new(
+            &c.target,
+            AzureHandle {
+                blob: name,
+                etag,
+                lease_id,
+                raw,
+            },
+        ));
         Some(lock)
     }
 
-    /// Breaks a Terraform lock: removes `terraformlockid` under the lease (which is the
-    /// lock ID) conditioned on the ETag read, keeping every other metadata key, then
-    /// releases the lease.
+    fn mine<'a>(&self, lock: &'a Lock) -> Result<&'a AzureHandle, Error> {
+        lock.handle().get::<AzureHandle>().ok_or_else(|| {
+            Error::usage(
+                &self.clients.target,
+                format!("lock {} was not listed from this target", lock.location),
+            )
+        })
+    }
+
+    /// The blob's lease, ETag and metadata now; `None` when the blob is gone.
+    async fn now(&self, name: &str, location: &str) -> Result<Option<Now>, Error> {
+        let c = &self.clients;
+        let props = match c.blob(name, false)?.get_properties(None).await {
+            Ok(p) => p,
+            Err(e) if error::status_of(&e) == Some(404) => return Ok(None),
+            Err(e) => {
+                return Err(error::storage(
+                    &c.target,
+                    &format!("reading {location}"),
+                    &e,
+                ))
+            }
+        };
+        let metadata = props.metadata().map_err(|e| {
+            Error::backend(&c.target, format!("reading metadata of {location}: {e}"))
+        })?;
+        Ok(Some(Now {
+            leased: props.lease_status().ok().flatten() == Some(LeaseStatus::Locked),
+            etag: props.etag().ok().flatten().map(|e| e.to_string()),
+            metadata,
+        }))
+    }
+
+    /// Breaks a Terraform lock: releases the lease (whose id is the lock ID) on the ETag
+    /// read, after checking the lock metadata is still what was listed; then removes
+    /// `terraformlockid` from the unleased blob, keeping every other metadata key.
     async fn break_terraform_lock(
         &self,
         lock: &Lock,
-        name: &str,
+        h: &AzureHandle,
         lease_id: &str,
         etag: &str,
     ) -> Result<Broken, Error> {
         let c = &self.clients;
-        let blob = c.blob(name)?;
         let changed = |what: &str, e: &azure_core::Error| {
             Error::changed(
                 &c.target,
                 format!(
-                    "lock {} on {}: {what} refused ({})",
-                    lock.id,
+                    "lock {lease_id} on {}: {what} refused ({})",
                     lock.path,
-                    errors::code_of(e).unwrap_or_default()
+                    error::code_of(e).unwrap_or_default()
                 ),
             )
         };
-        // Re-read the metadata on the same ETag, so "every other key" is exactly what the
-        // listing saw.
-        let props = blob
+        // Re-read the metadata on the same ETag: the lock must still be the one listed.
+        let props = c
+            .blob(&h.blob, false)?
             .get_properties(Some(BlobClientGetPropertiesOptions {
                 if_match: Some(Etag::from(etag)),
                 ..Default::default()
             }))
             .await
             .map_err(|e| {
-                if errors::is_changed(&e) {
+                if error::is_changed(&e) {
                     changed("reading the blob", &e)
                 } else {
-                    errors::storage(&c.target, &format!("reading blob {}", lock.path), &e)
+                    error::storage(&c.target, &format!("reading blob {}", lock.path), &e)
                 }
             })?;
         let metadata = props.metadata().map_err(|e| {
             Error::backend(&c.target, format!("reading metadata of {}: {e}", lock.path))
         })?;
-        if lockmeta::lock_value(&metadata) != lock.snapshot.raw.as_deref() {
+        if naming::lock_value(&metadata) != h.raw.as_deref() {
             return Err(Error::changed(
                 &c.target,
                 format!(
-                    "lock {} on {}: the lock metadata differs from what was listed",
-                    lock.id, lock.path
+                    "lock {lease_id} on {}: the lock metadata differs from what was listed",
+                    lock.path
                 ),
             ));
         }
-        let keep = lockmeta::other_metadata(&metadata);
-        blob.set_metadata(
-            &keep,
-            Some(BlobClientSetMetadataOptions {
-                lease_id: Some(lease_id.to_string()),
-                if_match: Some(Etag::from(etag)),
-                ..Default::default()
-            }),
-        )
-        .await
-        .map_err(|e| {
-            if errors::is_changed(&e) {
-                changed("removing the lock metadata", &e)
+        let once = c.blob(&h.blob, true)?;
+        let released = once
+            .release_lease(
+                lease_id.to_string(),
+                Some(BlobClientReleaseLeaseOptions {
+                    if_match: Some(Etag::from(etag)),
+                    ..Default::default()
+                }),
+            )
+            .await;
+        if let Err(e) = released {
+            return Err(if error::is_changed(&e) {
+                changed("releasing the lease", &e)
             } else {
-                errors::storage(
+                error::destructive(
                     &c.target,
-                    &format!("removing {LOCK_KEY} from {}", lock.path),
+                    &format!("releasing lease {lease_id} on {}", lock.path),
                     &e,
                 )
-            }
-        })?;
-        blob.release_lease(lease_id.to_string(), None)
+            });
+        }
+        let mut broken = Broken {
+            removed: vec![format!("lease {lease_id} on {}", lock.location)],
+            ..Broken::default()
+        };
+        // Clean-up on the unleased blob, conditioned on the ETag read (a lease does not
+        // change it): a terraform that locked it meanwhile has a lease, so this is refused
+        // and its lock is untouched.
+        let keep = naming::other_metadata(&metadata);
+        match once
+            .set_metadata(
+                &keep,
+                Some(BlobClientSetMetadataOptions {
+                    if_match: Some(Etag::from(etag)),
+                    ..Default::default()
+                }),
+            )
             .await
-            .map_err(|e| {
-                errors::storage(
-                    &c.target,
-                    &format!(
-                        "removed {LOCK_KEY} from {} but releasing lease {lease_id} failed",
-                        lock.path
-                    ),
-                    &e,
-                )
-                .with_hint("the blob is now leased without lock metadata: list again and break it with --force-foreign")
-            })?;
-        Ok(Broken {
-            removed: vec![
-                format!("metadata {LOCK_KEY} on {}", lock.location),
-                format!("lease {lease_id} on {}", lock.location),
-            ],
-        })
+        {
+            Ok(_) => broken
+                .removed
+                .push(format!("metadata {LOCK_KEY} on {}", lock.location)),
+            Err(e) => broken.warnings.push(format!(
+                "the lease is released, but removing the stale {LOCK_KEY} metadata from {} failed ({}); it is harmless: Terraform ignores it on an unleased blob and overwrites it",
+                lock.location,
+                error::code_of(&e).unwrap_or_else(|| e.to_string())
+            )),
+        }
+        Ok(broken)
     }
 
     /// Breaks a lease whose id is unknown (foreign, or metadata that cannot be decoded):
     /// Break Lease with period 0, conditioned on the ETag read.
-    async fn break_lease(&self, lock: &Lock, name: &str, etag: &str) -> Result<Broken, Error> {
+    async fn break_lease(&self, lock: &Lock, h: &AzureHandle, etag: &str) -> Result<Broken, Error> {
         let c = &self.clients;
-        let blob = c.blob(name)?;
-        blob.break_lease(Some(BlobClientBreakLeaseOptions {
-            break_period: Some(0),
-            if_match: Some(Etag::from(etag)),
-            ..Default::default()
-        }))
-        .await
-        .map_err(|e| {
-            if errors::is_changed(&e) {
-                Error::changed(
-                    &c.target,
-                    format!(
-                        "lease on {}: breaking it was refused ({})",
-                        lock.location,
-                        errors::code_of(&e).unwrap_or_default()
-                    ),
-                )
-            } else {
-                errors::storage(
-                    &c.target,
-                    &format!("breaking the lease on {}", lock.path),
-                    &e,
-                )
-            }
-        })?;
+        c.blob(&h.blob, true)?
+            .break_lease(Some(BlobClientBreakLeaseOptions {
+                break_period: Some(0),
+                if_match: Some(Etag::from(etag)),
+                ..Default::default()
+            }))
+            .await
+            .map_err(|e| {
+                if error::is_changed(&e) {
+                    Error::changed(
+                        &c.target,
+                        format!(
+                            "lease on {}: breaking it was refused ({})",
+                            lock.location,
+                            error::code_of(&e).unwrap_or_default()
+                        ),
+                    )
+                } else {
+                    error::destructive(
+                        &c.target,
+                        &format!("breaking the lease on {}", lock.path),
+                        &e,
+                    )
+                }
+            })?;
         Ok(Broken {
             removed: vec![format!("lease on {} (broken, period 0)", lock.location)],
+            ..Broken::default()
         })
     }
 }
@@ -223,7 +298,7 @@ impl AzureStore {
 #[async_trait]
 impl LockStore for AzureStore {
     fn backend(&self) -> Backend {
-        Backend::Azure
+        AZURE
     }
 
     fn target(&self) -> &str {
@@ -241,35 +316,42 @@ impl LockStore for AzureStore {
                 prefix: (!c.prefix.is_empty()).then(|| c.prefix.clone()),
                 ..Default::default()
             }))
-            .map_err(|e| errors::storage(&c.target, &what, &e))?;
+            .map_err(|e| error::storage(&c.target, &what, &e))?;
         let mut pages = pager.into_pages();
         let mut locks = Vec::new();
         while let Some(page) = pages
             .try_next()
             .await
-            .map_err(|e| errors::storage(&c.target, &what, &e))?
+            .map_err(|e| error::storage(&c.target, &what, &e))?
         {
             let page = page.into_model().map_err(|e| {
                 Error::backend(&c.target, format!("{what}: unreadable listing: {e}"))
             })?;
-            locks.extend(page.blob_items.into_iter().filter_map(|b| self.lock_of(b)));
+            locks.extend(
+                page.blob_items
+                    .into_iter()
+                    .filter_map(|b| self.lock_of(b))
+                    .filter(|l| c.covers(l.details.get("blob").map_or("", String::as_str))),
+            );
         }
         Ok(locks)
     }
 
-    async fn break_lock(&self, lock: &Lock, opts: &BreakOptions) -> Result<Broken, Error> {
-        check_breakable(lock, opts)?;
+    async fn delete_if_unchanged(&self, lock: &Lock, opts: &BreakOptions) -> Result<Broken, Error> {
         let c = &self.clients;
-        let (Some(name), Some(etag)) = (lock.details.get("blob"), lock.snapshot.etag.as_deref())
-        else {
-            return Err(Error::usage(format!(
-                "{}: lock {} was not listed from this target",
-                c.target, lock.location
-            )));
+        let h = self.mine(lock)?;
+        let Some(etag) = h.etag.as_deref() else {
+            return Err(Error::refused(
+                &c.target,
+                format!(
+                    "{} was listed without an ETag; cannot break it safely",
+                    lock.location
+                ),
+            ));
         };
-        match (&lock.snapshot.version, lock.foreign) {
-            (Some(lease_id), false) => self.break_terraform_lock(lock, name, lease_id, etag).await,
-            (_, true) => self.break_lease(lock, name, etag).await,
+        match (&h.lease_id, lock.foreign) {
+            (Some(lease_id), false) => self.break_terraform_lock(lock, h, lease_id, etag).await,
+            (_, true) => self.break_lease(lock, h, etag).await,
             (None, false) => {
                 if !opts.force_foreign {
                     return Err(Error::refused(
@@ -281,8 +363,29 @@ impl LockStore for AzureStore {
                         ),
                     ));
                 }
-                self.break_lease(lock, name, etag).await
+                self.break_lease(lock, h, etag).await
             }
         }
+    }
+
+    async fn recheck(&self, lock: &Lock) -> Result<Presence, Error> {
+        let h = self.mine(lock)?;
+        let Some(now) = self.now(&h.blob, &lock.location).await? else {
+            return Ok(Presence::Gone);
+        };
+        if !now.leased {
+            return Ok(Presence::Gone);
+        }
+        let same = match &h.raw {
+            // A Terraform lock is the same while its metadata (holding its ID) is.
+            Some(raw) => naming::lock_value(&now.metadata) == Some(raw.as_str()),
+            // A foreign lease: the same while the blob is unchanged.
+            None => now.etag == h.etag && naming::lock_value(&now.metadata).is_none(),
+        };
+        Ok(if same {
+            Presence::Same
+        } else {
+            Presence::Other
+        })
     }
 }

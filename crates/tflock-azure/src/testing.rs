@@ -4,8 +4,8 @@
 //! SDK types. Nothing here is used by `list` or `break`.
 
 use crate::client::Clients;
-use crate::errors;
-use crate::lockmeta::{self, LOCK_KEY};
+use crate::error;
+use crate::naming::{self, LOCK_KEY};
 use azure_core::http::RequestContent;
 use azure_storage_blob::models::{
     BlobClientAcquireLeaseOptions, BlobClientGetPropertiesOptions,
@@ -20,7 +20,7 @@ use tflock_core::{ConnectOptions, Error, LockInfo, Target};
 
 /// SDK errors as one line with the storage error code.
 fn msg(what: &str, e: &azure_core::Error) -> String {
-    match errors::code_of(e) {
+    match error::code_of(e) {
         Some(code) => format!("{what}: {code}"),
         None => format!("{what}: {e}"),
     }
@@ -51,7 +51,7 @@ impl Harness {
     pub async fn create_container(&self) -> Result<(), String> {
         match self.clients.container_client.create(None).await {
             Ok(_) => Ok(()),
-            Err(e) if errors::code_of(&e).as_deref() == Some("ContainerAlreadyExists") => Ok(()),
+            Err(e) if error::code_of(&e).as_deref() == Some("ContainerAlreadyExists") => Ok(()),
             Err(e) => Err(msg("creating the container", &e)),
         }
     }
@@ -63,7 +63,7 @@ impl Harness {
         content: &[u8],
         metadata: &[(&str, &str)],
     ) -> Result<(), String> {
-        let client = self.clients.blob(blob).map_err(|e| e.to_string())?;
+        let client = self.clients.blob(blob, false).map_err(|e| e.to_string())?;
         let metadata: HashMap<String, String> = metadata
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -86,7 +86,7 @@ impl Harness {
     /// infinite lease proposing `info.ID`, then add `terraformlockid` to the metadata
     /// read under the lease. Returns the lease id (= lock ID).
     pub async fn lock_like_terraform(&self, blob: &str, info: &LockInfo) -> Result<String, String> {
-        let client = self.clients.blob(blob).map_err(|e| e.to_string())?;
+        let client = self.clients.blob(blob, false).map_err(|e| e.to_string())?;
         match client.get_properties(None).await {
             Ok(p) => {
                 if p.lease_status().ok().flatten() == Some(LeaseStatus::Locked) {
@@ -110,7 +110,7 @@ impl Harness {
         self.lease(
             blob,
             &info.id,
-            Some(&lockmeta::encode(&info.to_terraform_json())),
+            Some(&naming::encode(&info.to_terraform_json())),
         )
         .await?;
         Ok(info.id.clone())
@@ -118,7 +118,7 @@ impl Harness {
 
     /// Terraform's `Unlock`: remove `terraformlockid` under the lease, then release it.
     pub async fn unlock_like_terraform(&self, blob: &str, id: &str) -> Result<(), String> {
-        let client = self.clients.blob(blob).map_err(|e| e.to_string())?;
+        let client = self.clients.blob(blob, false).map_err(|e| e.to_string())?;
         let props = client
             .get_properties(Some(BlobClientGetPropertiesOptions {
                 lease_id: Some(id.to_string()),
@@ -129,7 +129,7 @@ impl Harness {
         let metadata = props.metadata().map_err(|e| e.to_string())?;
         client
             .set_metadata(
-                &lockmeta::other_metadata(&metadata),
+                &naming::other_metadata(&metadata),
                 Some(BlobClientSetMetadataOptions {
                     lease_id: Some(id.to_string()),
                     ..Default::default()
@@ -153,7 +153,7 @@ impl Harness {
         lease_id: &str,
         lock_value: Option<&str>,
     ) -> Result<(), String> {
-        let client = self.clients.blob(blob).map_err(|e| e.to_string())?;
+        let client = self.clients.blob(blob, false).map_err(|e| e.to_string())?;
         if client.get_properties(None).await.is_err() {
             self.put_state(blob, b"", &[]).await?;
         }
@@ -177,7 +177,7 @@ impl Harness {
             }))
             .await
             .map_err(|e| msg(&format!("reading {blob}"), &e))?;
-        let mut metadata = lockmeta::other_metadata(&props.metadata().map_err(|e| e.to_string())?);
+        let mut metadata = naming::other_metadata(&props.metadata().map_err(|e| e.to_string())?);
         metadata.insert(LOCK_KEY.to_string(), value.to_string());
         client
             .set_metadata(
@@ -195,7 +195,7 @@ impl Harness {
     /// The lock on `blob` right now: `Some(LockInfo.ID)` when leased with decodable
     /// metadata, `Some("leased")` when leased without it, `None` when not leased or missing.
     pub async fn current(&self, blob: &str) -> Result<Option<String>, String> {
-        let client = self.clients.blob(blob).map_err(|e| e.to_string())?;
+        let client = self.clients.blob(blob, false).map_err(|e| e.to_string())?;
         let props = match client.get_properties(None).await {
             Ok(p) => p,
             Err(e) if e.http_status().map(u16::from) == Some(404) => return Ok(None),
@@ -205,8 +205,8 @@ impl Harness {
             return Ok(None);
         }
         let metadata = props.metadata().map_err(|e| e.to_string())?;
-        let id = lockmeta::lock_value(&metadata)
-            .and_then(|v| lockmeta::decode(v).ok())
+        let id = naming::lock_value(&metadata)
+            .and_then(|v| naming::decode(v).ok())
             .and_then(|json| LockInfo::parse(&json).ok())
             .map(|info| info.id);
         Ok(Some(id.unwrap_or_else(|| "leased".to_string())))
@@ -214,7 +214,7 @@ impl Harness {
 
     /// Replaces the metadata of an unleased blob (an operator tagging the state blob).
     pub async fn set_metadata(&self, blob: &str, metadata: &[(&str, &str)]) -> Result<(), String> {
-        let client = self.clients.blob(blob).map_err(|e| e.to_string())?;
+        let client = self.clients.blob(blob, false).map_err(|e| e.to_string())?;
         let metadata: HashMap<String, String> = metadata
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -228,7 +228,7 @@ impl Harness {
 
     /// The blob's metadata, keys lowercased.
     pub async fn metadata(&self, blob: &str) -> Result<BTreeMap<String, String>, String> {
-        let client = self.clients.blob(blob).map_err(|e| e.to_string())?;
+        let client = self.clients.blob(blob, false).map_err(|e| e.to_string())?;
         let props = client
             .get_properties(None)
             .await
@@ -262,7 +262,7 @@ impl Harness {
                 let content = if props.content_length.unwrap_or(0) == 0 {
                     Vec::new()
                 } else {
-                    let client = self.clients.blob(&name).map_err(|e| e.to_string())?;
+                    let client = self.clients.blob(&name, false).map_err(|e| e.to_string())?;
                     let rsp = client
                         .download(None)
                         .await
@@ -273,7 +273,7 @@ impl Harness {
                         .map_err(|e| msg(&format!("downloading {name}"), &e))?
                         .to_vec()
                 };
-                let mut metadata: Vec<(String, String)> = lockmeta::other_metadata(
+                let mut metadata: Vec<(String, String)> = naming::other_metadata(
                     &item.metadata.and_then(|m| m.values).unwrap_or_default(),
                 )
                 .into_iter()

@@ -1,135 +1,175 @@
-//! One error type for every backend, with the exit code scripts rely on.
+//! One error type for every backend: what kind of failure, on which target, what to do
+//! about it, and the cause it came from. Exit codes are the CLI's business: it maps
+//! [`Kind`] to them in one place.
 
 use std::fmt;
 
-/// Exit codes (docs/exit-codes.md).
-pub mod exit {
-    pub const OK: i32 = 0;
-    pub const FAILED: i32 = 1;
-    pub const USAGE: i32 = 2;
-    pub const NO_SUCH_LOCK: i32 = 3;
-    pub const REFUSED: i32 = 4;
-    /// `list --exit-code` found a stale lock; `wait` timed out.
-    pub const ATTENTION: i32 = 5;
+/// What went wrong, as a script or the CLI needs to tell it apart. One agreed kind per
+/// situation across every backend (the conformance suite checks the common ones).
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// A wrong target, option or flag: the user's to fix.
+    Usage,
+    /// No lock matches what was asked for.
+    NotFound,
+    /// The lock is no longer the one that was read (re-taken or already gone): nothing
+    /// was removed.
+    Changed,
+    /// Refused on purpose: a live holder, a foreign lease, no confirmation.
+    Refused,
+    /// No usable credentials, or credentials the service does not accept.
+    Unauthenticated,
+    /// Credentials the service accepts, without the permission needed.
+    PermissionDenied,
+    /// The endpoint cannot be reached (DNS, connection refused, TLS).
+    Unreachable,
+    /// No answer within the request timeout.
+    Timeout,
+    /// A destructive request was sent and its reply was lost: whether it was applied is
+    /// not known until the lock is read again.
+    OutcomeUnknown,
+    /// Anything else the backend reported: a missing bucket, throttling, a server error.
+    Backend,
 }
 
-/// What went wrong, always naming the target it happened on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Error {
-    /// The target URL or an option is wrong (exit 2).
-    Usage { message: String },
-    /// No lock matches (exit 3).
-    NoSuchLock { target: String, message: String },
-    /// The lock is no longer the one that was read: nothing was removed (exit 4).
-    Changed { target: String, message: String },
-    /// Breaking was refused on purpose: live holder, foreign lease, no confirmation (exit 4).
-    Refused { target: String, message: String },
-    /// The backend failed: unreachable, forbidden, missing, throttled (exit 1).
-    Backend {
-        target: String,
-        message: String,
-        hint: Option<String>,
-    },
+impl Kind {
+    /// Short machine-readable name, used in JSON output and the audit log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Usage => "usage",
+            Kind::NotFound => "no-such-lock",
+            Kind::Changed => "changed",
+            Kind::Refused => "refused",
+            Kind::Unauthenticated => "unauthenticated",
+            Kind::PermissionDenied => "permission-denied",
+            Kind::Unreachable => "unreachable",
+            Kind::Timeout => "timeout",
+            Kind::OutcomeUnknown => "unknown",
+            Kind::Backend => "failed",
+        }
+    }
+}
+
+type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A failure, always one line when shown: `<target>: <message> (<hint>)`.
+#[derive(Debug)]
+pub struct Error {
+    kind: Kind,
+    target: Option<String>,
+    message: String,
+    hint: Option<String>,
+    source: Option<Source>,
 }
 
 impl Error {
-    pub fn usage(message: impl Into<String>) -> Self {
-        Error::Usage {
-            message: message.into(),
+    /// An error of `kind` not tied to one target (a bad flag, a config file).
+    pub fn new(kind: Kind, message: impl Into<String>) -> Self {
+        Error {
+            kind,
+            target: None,
+            message: one_line(&message.into()),
+            hint: None,
+            source: None,
         }
     }
-    pub fn no_such_lock(target: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::NoSuchLock {
-            target: target.into(),
-            message: message.into(),
-        }
+
+    /// The same error, about `target` (ignored when empty).
+    pub fn at(mut self, target: impl Into<String>) -> Self {
+        let target = target.into();
+        self.target = (!target.is_empty()).then_some(target);
+        self
+    }
+
+    /// Adds (or replaces) the "what to do" part.
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(one_line(&hint.into()));
+        self
+    }
+
+    /// Keeps the error this one came from (an SDK error, an io error).
+    pub fn with_source(mut self, source: impl Into<Source>) -> Self {
+        self.source = Some(source.into());
+        self
+    }
+
+    /// The same error with another kind (a backend that knows better than the layer below).
+    pub fn with_kind(mut self, kind: Kind) -> Self {
+        self.kind = kind;
+        self
+    }
+
+    pub fn usage(target: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::new(Kind::Usage, message).at(target)
+    }
+    pub fn not_found(target: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::new(Kind::NotFound, message).at(target)
     }
     pub fn changed(target: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::Changed {
-            target: target.into(),
-            message: message.into(),
-        }
+        Error::new(Kind::Changed, message).at(target)
     }
     pub fn refused(target: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::Refused {
-            target: target.into(),
-            message: message.into(),
-        }
+        Error::new(Kind::Refused, message).at(target)
     }
     pub fn backend(target: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::Backend {
-            target: target.into(),
-            message: message.into(),
-            hint: None,
-        }
+        Error::new(Kind::Backend, message).at(target)
     }
-    /// Adds (or replaces) the "what to do" part of a backend error.
-    pub fn with_hint(self, hint: impl Into<String>) -> Self {
-        match self {
-            Error::Backend {
-                target, message, ..
-            } => Error::Backend {
-                target,
-                message,
-                hint: Some(hint.into()),
-            },
-            other => other,
-        }
+    pub fn outcome_unknown(target: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::new(Kind::OutcomeUnknown, message).at(target)
     }
 
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            Error::Usage { .. } => exit::USAGE,
-            Error::NoSuchLock { .. } => exit::NO_SUCH_LOCK,
-            Error::Changed { .. } | Error::Refused { .. } => exit::REFUSED,
-            Error::Backend { .. } => exit::FAILED,
-        }
+    pub fn kind(&self) -> Kind {
+        self.kind
     }
-
-    /// Short machine-readable kind, used in JSON output and the audit log.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Error::Usage { .. } => "usage",
-            Error::NoSuchLock { .. } => "no-such-lock",
-            Error::Changed { .. } => "changed",
-            Error::Refused { .. } => "refused",
-            Error::Backend { .. } => "failed",
-        }
+    pub fn target(&self) -> Option<&str> {
+        self.target.as_deref()
+    }
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+    pub fn hint(&self) -> Option<&str> {
+        self.hint.as_deref()
+    }
+    pub fn is(&self, kind: Kind) -> bool {
+        self.kind == kind
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Usage { message } => write!(f, "{message}"),
-            Error::NoSuchLock { target, message } => write!(f, "{target}: {message}"),
-            Error::Changed { target, message } => {
-                write!(
-                    f,
-                    "{target}: {message}; the lock changed since it was read, nothing was removed"
-                )
-            }
-            Error::Refused { target, message } => write!(f, "{target}: {message}"),
-            Error::Backend {
-                target,
-                message,
-                hint,
-            } => {
-                write!(f, "{target}: {message}")?;
-                if let Some(hint) = hint {
-                    write!(f, " ({hint})")?;
-                }
-                Ok(())
-            }
+        if let Some(t) = &self.target {
+            write!(f, "{t}: ")?;
         }
+        f.write_str(&self.message)?;
+        if self.kind == Kind::Changed {
+            f.write_str("; the lock changed since it was read, nothing was removed")?;
+        }
+        if let Some(hint) = &self.hint {
+            write!(f, " ({hint})")?;
+        }
+        Ok(())
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|s| s as &(dyn std::error::Error + 'static))
+    }
+}
 
 /// Collapses every run of whitespace (newlines included) to one space: errors are one line.
 pub fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
+    let mut out = String::with_capacity(s.len());
+    for word in s.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    out
 }
 
 /// The error and its sources on one line, each text once (SDKs and HTTP clients hide the
@@ -207,19 +247,28 @@ mod tests {
     }
 
     #[test]
-    fn one_line_with_target_and_hint() {
-        let e = Error::backend("s3://b", "NoSuchBucket: bucket b does not exist")
-            .with_hint("check the name and region");
+    fn one_line_with_target_hint_and_source() {
+        let e = Error::backend("s3://b", "NoSuchBucket: bucket b\ndoes not exist")
+            .with_hint("check the name and region")
+            .with_source(Chain("NoSuchBucket", None));
         assert_eq!(
             e.to_string(),
             "s3://b: NoSuchBucket: bucket b does not exist (check the name and region)"
         );
-        assert_eq!(e.exit_code(), 1);
-        assert_eq!(Error::changed("t", "x").exit_code(), 4);
-        assert_eq!(Error::no_such_lock("t", "x").exit_code(), 3);
-        assert_eq!(Error::usage("x").exit_code(), 2);
-        assert!(!Error::changed("t", "lock 1 was re-taken")
-            .to_string()
-            .contains('\n'));
+        assert_eq!(e.kind(), Kind::Backend);
+        assert_eq!(
+            std::error::Error::source(&e).map(|s| s.to_string()),
+            Some("NoSuchBucket".to_string())
+        );
+        // Every kind takes a hint (none is silently dropped).
+        let u = Error::usage("gs://b", "bad").with_hint("do this");
+        assert_eq!(u.to_string(), "gs://b: bad (do this)");
+        let c = Error::changed("t", "lock 1 was re-taken");
+        assert!(c.to_string().ends_with("nothing was removed"), "{c}");
+        assert!(!c.to_string().contains('\n'));
+        assert_eq!(
+            Error::new(Kind::Usage, "--x: bad").at("").to_string(),
+            "--x: bad"
+        );
     }
 }

@@ -1,21 +1,32 @@
 //! tflock-core: the Terraform lock model, the [`LockStore`] trait every backend
-//! implements, the error type with its exit codes, and (feature `testkit`) the conformance
+//! implements, the [`Driver`] each backend crate registers (its targets and what it knows
+//! of Terraform's backend block), the error type, and (feature `testkit`) the conformance
 //! suite each backend runs against its emulator.
 
+pub mod block;
+pub mod driver;
 pub mod error;
 pub mod lock;
 pub mod lockinfo;
+pub mod redact;
 pub mod store;
+pub mod target;
+pub mod text;
 
 #[cfg(feature = "memory")]
 pub mod memory;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
-pub use error::Error;
-pub use lock::{Backend, Lock, Snapshot, Status};
+pub use block::BackendBlock;
+pub use driver::{Driver, Scheme};
+pub use error::{Error, Kind};
+pub use lock::{Backend, Handle, Lock, Status};
 pub use lockinfo::LockInfo;
-pub use store::{check_breakable, BreakOptions, Broken, ConnectOptions, LockStore, Target};
+pub use store::{
+    check_breakable, BreakOptions, Broken, ConnectOptions, Guard, LockStore, Presence,
+};
+pub use target::Target;
 
 /// Runs `f` over `items` with at most `limit` in flight, keeping the input order.
 /// Backends use it for per-lock reads after one listing call.

@@ -3,51 +3,70 @@
 use crate::lockinfo::LockInfo;
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
+use std::any::Any;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
-/// Which kind of backend holds a lock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Backend {
-    Local,
-    Dynamodb,
-    S3,
-    Azure,
-    Gcs,
-    /// The in-memory store used by tests above the trait.
-    Memory,
-}
+/// Which backend a lock comes from: a short name (`s3`, `dynamodb`, `azure`, `gcs`,
+/// `local`, ...) that each backend crate defines for itself, so a new backend needs no
+/// change here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Backend(&'static str);
 
 impl Backend {
+    pub const fn new(name: &'static str) -> Self {
+        Backend(name)
+    }
     pub fn as_str(self) -> &'static str {
-        match self {
-            Backend::Local => "local",
-            Backend::Dynamodb => "dynamodb",
-            Backend::S3 => "s3",
-            Backend::Azure => "azure",
-            Backend::Gcs => "gcs",
-            Backend::Memory => "memory",
-        }
+        self.0
     }
 }
 
 impl fmt::Display for Backend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.write_str(self.0)
     }
 }
 
-/// What a backend read, kept to make the break a compare-and-delete on exactly that.
-/// Never shown to users; each backend fills the parts it compares on.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Snapshot {
-    /// The exact lock text read (DynamoDB `Info`, a lockfile body, a `.lock.info`).
-    pub raw: Option<String>,
-    /// The object's ETag (S3, Azure).
-    pub etag: Option<String>,
-    /// A version number or lease id (GCS generation, Azure lease id).
-    pub version: Option<String>,
+impl Serialize for Backend {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0)
+    }
+}
+
+/// What a backend needs to break exactly the lock it listed, made by that backend when
+/// it listed it and opaque to everyone else (`S3 { key, etag }`, `Dynamo { lock_id,
+/// info }`, ...). A break is decided by this typed data, never by parsing `location` or
+/// `details`, which are for display only.
+#[derive(Clone)]
+pub struct Handle {
+    /// The target of the store that made it: a lock is only broken through that store.
+    origin: Arc<str>,
+    value: Arc<dyn Any + Send + Sync>,
+}
+
+impl Handle {
+    pub fn new<T: Any + Send + Sync>(origin: &str, value: T) -> Self {
+        Handle {
+            origin: origin.into(),
+            value: Arc::new(value),
+        }
+    }
+    /// The target of the store that listed the lock.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+    /// The backend's own data, if this handle was made by that backend.
+    pub fn get<T: Any>(&self) -> Option<&T> {
+        self.value.downcast_ref::<T>()
+    }
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Handle({})", self.origin)
+    }
 }
 
 /// One lock as read from a backend.
@@ -66,8 +85,11 @@ pub struct Lock {
     pub aliases: Vec<String>,
     /// Terraform workspace, when the backend's naming tells it.
     pub workspace: Option<String>,
-    /// Where the lock itself lives: a file, object, row or blob.
+    /// Where the lock itself lives: a file, object, row or blob. Display only.
     pub location: String,
+    /// The state this lock protects, as people know it (`gs://b/app/default.tfstate`),
+    /// when it differs from `path`.
+    pub state: Option<String>,
     /// Whether the holder is known to be alive (true), known gone (false), or unknowable.
     pub held: Option<bool>,
     /// Who holds it at the storage level, when known (a PID, a lease state).
@@ -80,14 +102,21 @@ pub struct Lock {
     /// When the storage says the lock was written, if it says so (fallback for `Created`).
     pub stored_at: Option<DateTime<Utc>>,
     /// Backend facts shown by `inspect` (etag, generation, lease state, pid, ...).
+    /// Display only.
     pub details: BTreeMap<String, String>,
     #[serde(skip)]
-    pub snapshot: Snapshot,
+    handle: Handle,
 }
 
 impl Lock {
-    /// A lock with the required fields; the rest default to "unknown".
-    pub fn new(backend: Backend, target: impl Into<String>, location: impl Into<String>) -> Self {
+    /// A lock with the required fields; the rest default to "unknown". `handle` is what
+    /// a break of this lock will compare and delete on.
+    pub fn new(
+        backend: Backend,
+        target: impl Into<String>,
+        location: impl Into<String>,
+        handle: Handle,
+    ) -> Self {
         Lock {
             backend,
             target: target.into(),
@@ -96,6 +125,7 @@ impl Lock {
             aliases: Vec::new(),
             workspace: None,
             location: location.into(),
+            state: None,
             held: None,
             holder: None,
             foreign: false,
@@ -103,8 +133,18 @@ impl Lock {
             info_error: None,
             stored_at: None,
             details: BTreeMap::new(),
-            snapshot: Snapshot::default(),
+            handle,
         }
+    }
+
+    /// What the backend that listed this lock will compare and delete on.
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    /// Replaces the handle (a backend that learns more while reading the lock).
+    pub fn set_handle(&mut self, handle: Handle) {
+        self.handle = handle;
     }
 
     /// Decodes `raw` as LockInfo and fills `info`/`info_error`, `id` (unless the backend
@@ -126,6 +166,15 @@ impl Lock {
             Err(e) => self.info_error = Some(e.0),
         }
         self
+    }
+
+    /// How to name this lock in a message: its ID, else where it lives.
+    pub fn name(&self) -> &str {
+        if self.id.is_empty() {
+            &self.location
+        } else {
+            &self.id
+        }
     }
 
     /// `Created` from the LockInfo, else the storage timestamp.
@@ -212,6 +261,12 @@ impl fmt::Display for Status {
 mod tests {
     use super::*;
 
+    const S3: Backend = Backend::new("s3");
+
+    fn h() -> Handle {
+        Handle::new("s3://b", ())
+    }
+
     fn at(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
     }
@@ -220,7 +275,7 @@ mod tests {
     fn status_rules() {
         let now = at("2026-11-26T12:00:00Z");
         let hour = Duration::hours(1);
-        let base = Lock::new(Backend::S3, "s3://b", "s3://b/k.tflock")
+        let base = Lock::new(S3, "s3://b", "s3://b/k.tflock", h())
             .with_info_text(r#"{"ID":"a","Created":"2026-11-26T11:30:00Z"}"#);
         assert_eq!(base.status(now, hour), Status::Active);
         assert_eq!(base.status(now, Duration::minutes(30)), Status::Stale);
@@ -233,26 +288,26 @@ mod tests {
         let mut foreign = base.clone();
         foreign.foreign = true;
         assert_eq!(foreign.status(now, Duration::zero()), Status::Foreign);
-        let bad = Lock::new(Backend::S3, "s3://b", "x").with_info_text("garbage");
+        let bad = Lock::new(S3, "s3://b", "x", h()).with_info_text("garbage");
         assert_eq!(bad.status(now, Duration::zero()), Status::Unreadable);
         assert!(bad.id.is_empty());
     }
 
     #[test]
     fn info_fills_id_and_path_but_keeps_backend_id() {
-        let mut l = Lock::new(Backend::Gcs, "gs://b", "gs://b/default.tflock");
+        let mut l = Lock::new(Backend::new("gcs"), "gs://b", "gs://b/default.tflock", h());
         l.id = "1795691440789684".into();
         let l = l.with_info_text(r#"{"ID":"uuid-1","Path":"gs://b/default.tflock"}"#);
         assert_eq!(l.id, "1795691440789684");
         assert_eq!(l.path, "gs://b/default.tflock");
         assert!(l.info_error.is_none());
-        let no_id = Lock::new(Backend::S3, "s3://b", "x").with_info_text(r#"{"Who":"a@b"}"#);
+        let no_id = Lock::new(S3, "s3://b", "x", h()).with_info_text(r#"{"Who":"a@b"}"#);
         assert_eq!(no_id.info_error.as_deref(), Some("lock info has no ID"));
     }
 
     #[test]
     fn matching() {
-        let mut l = Lock::new(Backend::S3, "s3://b", "s3://b/app/terraform.tfstate.tflock")
+        let mut l = Lock::new(S3, "s3://b", "s3://b/app/terraform.tfstate.tflock", h())
             .with_info_text(r#"{"ID":"abc","Path":"b/app/terraform.tfstate"}"#);
         l.aliases.push("alias".into());
         assert!(

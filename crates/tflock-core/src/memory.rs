@@ -1,19 +1,30 @@
 //! An in-memory `LockStore` for testing everything above the trait. It keeps the same
-//! compare-and-delete contract as the real backends: each lock carries a version that a
-//! break must match.
+//! compare-and-delete contract as the real backends: each lock carries a version in its
+//! handle that a break must match.
 
-use crate::error::Error;
-use crate::lock::{Backend, Lock};
-use crate::store::{check_breakable, BreakOptions, Broken, LockStore};
+use crate::error::{Error, Kind};
+use crate::lock::{Backend, Handle, Lock};
+use crate::store::{BreakOptions, Broken, LockStore, Presence};
 use async_trait::async_trait;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+
+/// The backend name of in-memory locks.
+pub const MEMORY: Backend = Backend::new("memory");
+
+/// What a memory lock's break compares on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct MemHandle {
+    location: String,
+    version: u64,
+}
 
 pub struct MemoryStore {
     target: String,
     locks: Mutex<Vec<Lock>>,
     next_version: AtomicU64,
-    fail: Mutex<Option<Error>>,
+    fail: Mutex<Option<(Kind, String, Option<String>)>>,
+    lose_reply: Mutex<bool>,
     breaks: AtomicU64,
 }
 
@@ -24,30 +35,42 @@ impl MemoryStore {
             locks: Mutex::new(Vec::new()),
             next_version: AtomicU64::new(1),
             fail: Mutex::new(None),
+            lose_reply: Mutex::new(false),
             breaks: AtomicU64::new(0),
         }
+    }
+
+    fn handle(&self, location: &str) -> Handle {
+        Handle::new(
+            &self.target,
+            MemHandle {
+                location: location.to_string(),
+                version: self.next_version.fetch_add(1, Ordering::SeqCst),
+            },
+        )
+    }
+
+    /// A new lock at `location` of this store (not stored: see [`put`](Self::put)).
+    pub fn lock_at(&self, location: &str) -> Lock {
+        Lock::new(MEMORY, &self.target, location, self.handle(location))
     }
 
     /// Takes a lock from LockInfo JSON for `location`, replacing any lock there (a new
     /// version, as a re-taken lock would have). Returns the lock as `list` will show it.
     pub fn hold(&self, location: &str, info_json: &str) -> Lock {
-        let version = self.next_version.fetch_add(1, Ordering::SeqCst).to_string();
-        let mut lock = Lock::new(Backend::Memory, &self.target, location).with_info_text(info_json);
+        let mut lock = self.lock_at(location).with_info_text(info_json);
         if lock.path.is_empty() {
             lock.path = location.to_string();
         }
-        lock.snapshot.raw = Some(info_json.to_string());
-        lock.snapshot.version = Some(version.clone());
-        lock.details.insert("version".into(), version);
         self.put(lock.clone());
         lock
     }
 
-    /// Stores a lock exactly as given (tests that need `held`, `foreign`, ...).
+    /// Stores a lock exactly as given (tests that need `held`, `foreign`, ...), with a
+    /// fresh version.
     pub fn put(&self, mut lock: Lock) {
-        if lock.snapshot.version.is_none() {
-            lock.snapshot.version =
-                Some(self.next_version.fetch_add(1, Ordering::SeqCst).to_string());
+        if lock.handle().get::<MemHandle>().is_none() {
+            lock.set_handle(self.handle(&lock.location));
         }
         let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
         locks.retain(|l| l.location != lock.location);
@@ -59,9 +82,21 @@ impl MemoryStore {
         self.locks.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Makes every following call fail with `error` (or succeed again with `None`).
+    /// Makes every following call fail like `error` (its kind, message and hint), or
+    /// succeed again with `None`.
     pub fn fail_with(&self, error: Option<Error>) {
-        *self.fail.lock().unwrap_or_else(|p| p.into_inner()) = error;
+        *self.fail.lock().unwrap_or_else(|p| p.into_inner()) = error.map(|e| {
+            (
+                e.kind(),
+                e.message().to_string(),
+                e.hint().map(str::to_string),
+            )
+        });
+    }
+
+    /// Makes the next break apply but lose its reply (a timeout after the store acted).
+    pub fn lose_next_reply(&self) {
+        *self.lose_reply.lock().unwrap_or_else(|p| p.into_inner()) = true;
     }
 
     /// How many breaks reached the store (not refused before sending).
@@ -71,16 +106,31 @@ impl MemoryStore {
 
     fn failure(&self) -> Result<(), Error> {
         match self.fail.lock().unwrap_or_else(|p| p.into_inner()).clone() {
-            Some(e) => Err(e),
+            Some((kind, message, hint)) => {
+                let e = Error::new(kind, message).at(&self.target);
+                Err(match hint {
+                    Some(h) => e.with_hint(h),
+                    None => e,
+                })
+            }
             None => Ok(()),
         }
+    }
+
+    fn mine<'a>(&self, lock: &'a Lock) -> Result<&'a MemHandle, Error> {
+        lock.handle().get::<MemHandle>().ok_or_else(|| {
+            Error::usage(
+                &self.target,
+                format!("{} is not a memory lock", lock.location),
+            )
+        })
     }
 }
 
 #[async_trait]
 impl LockStore for MemoryStore {
     fn backend(&self) -> Backend {
-        Backend::Memory
+        MEMORY
     }
 
     fn target(&self) -> &str {
@@ -92,26 +142,50 @@ impl LockStore for MemoryStore {
         Ok(self.locks())
     }
 
-    async fn break_lock(&self, lock: &Lock, opts: &BreakOptions) -> Result<Broken, Error> {
-        check_breakable(lock, opts)?;
+    async fn delete_if_unchanged(&self, lock: &Lock, _: &BreakOptions) -> Result<Broken, Error> {
+        let want = self.mine(lock)?;
         self.failure()?;
         self.breaks.fetch_add(1, Ordering::SeqCst);
         let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(pos) = locks.iter().position(|l| l.location == lock.location) else {
+        let Some(pos) = locks.iter().position(|l| {
+            l.handle().get::<MemHandle>().map(|h| &h.location) == Some(&want.location)
+        }) else {
             return Err(Error::changed(
                 &self.target,
-                format!("{} is gone", lock.location),
+                format!("{} is gone", want.location),
             ));
         };
-        if locks[pos].snapshot != lock.snapshot {
+        if locks[pos].handle().get::<MemHandle>() != Some(want) {
             return Err(Error::changed(
                 &self.target,
-                format!("{} was re-taken", lock.location),
+                format!("{} was re-taken", want.location),
             ));
         }
         locks.remove(pos);
+        let lost = std::mem::take(&mut *self.lose_reply.lock().unwrap_or_else(|p| p.into_inner()));
+        if lost {
+            return Err(Error::outcome_unknown(&self.target, "no reply within 10s"));
+        }
         Ok(Broken {
-            removed: vec![lock.location.clone()],
+            removed: vec![want.location.clone()],
+            ..Broken::default()
         })
+    }
+
+    async fn recheck(&self, lock: &Lock) -> Result<Presence, Error> {
+        let want = self.mine(lock)?;
+        self.failure()?;
+        let locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(
+            match locks.iter().find_map(|l| {
+                l.handle()
+                    .get::<MemHandle>()
+                    .filter(|h| h.location == want.location)
+            }) {
+                None => Presence::Gone,
+                Some(h) if h == want => Presence::Same,
+                Some(_) => Presence::Other,
+            },
+        )
     }
 }

@@ -5,10 +5,10 @@
 //! store under test), then invokes [`conformance_suite!`](crate::conformance_suite). A
 //! backend is done when every case passes.
 
-use crate::error::Error;
+use crate::error::Kind;
 use crate::lock::Lock;
 use crate::lockinfo::LockInfo;
-use crate::store::{BreakOptions, LockStore};
+use crate::store::{BreakOptions, LockStore, Presence};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -55,6 +55,20 @@ pub fn require_env(var: &str, what: &str) -> Option<String> {
             None
         }
     }
+}
+
+/// An operational failure (exit 1): unreachable, timed out, refused credentials, a
+/// missing bucket; not the user's usage mistake and not a lock decision.
+pub fn is_operational(e: &crate::Error) -> bool {
+    matches!(
+        e.kind(),
+        Kind::Unauthenticated
+            | Kind::PermissionDenied
+            | Kind::Unreachable
+            | Kind::Timeout
+            | Kind::OutcomeUnknown
+            | Kind::Backend
+    )
 }
 
 /// A LockInfo as Terraform 1.11 would write it, with a fresh random-looking ID.
@@ -224,7 +238,7 @@ pub async fn retaken_lock_survives_break(f: &dyn Fixture) {
         .break_lock(&old, &BreakOptions::default())
         .await
     {
-        Err(Error::Changed { .. }) => {}
+        Err(e) if e.kind() == Kind::Changed => {}
         other => panic!("breaking a re-taken lock must report Changed, got {other:?}"),
     }
     assert_eq!(
@@ -269,7 +283,7 @@ pub async fn vanished_lock_is_changed(f: &dyn Fixture) {
         .break_lock(&lock, &BreakOptions::default())
         .await
     {
-        Err(Error::Changed { .. }) => {}
+        Err(e) if e.kind() == Kind::Changed => {}
         other => panic!("a second break of the same snapshot must report Changed, got {other:?}"),
     }
     assert_eq!(place.untouchables().await, before);
@@ -313,6 +327,132 @@ pub async fn many_locks_are_all_listed(f: &dyn Fixture) {
     }
 }
 
+/// A break is steered by the handle the backend made when it listed the lock, never by
+/// `location`, `details` or `path`, which are for display: edited, they still break
+/// exactly the listed lock and nothing else.
+pub async fn edited_display_fields_do_not_steer_the_break(f: &dyn Fixture) {
+    let place = f.place("steer").await;
+    let id = place
+        .hold(
+            "default",
+            &sample_info("OperationTypeApply", &place.path_of("default")),
+        )
+        .await;
+    let other = place
+        .hold(
+            "dev",
+            &sample_info("OperationTypePlan", &place.path_of("dev")),
+        )
+        .await;
+    let before = place.untouchables().await;
+    let locks = list(place.as_ref()).await;
+    let decoy = find(&locks, &other).clone();
+    let mut lock = find(&locks, &id).clone();
+    lock.location = decoy.location.clone();
+    lock.path = decoy.path.clone();
+    lock.details = decoy.details.clone();
+    lock.workspace = decoy.workspace.clone();
+    place
+        .store()
+        .break_lock(&lock, &BreakOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("break failed: {e}"));
+    assert_eq!(
+        place.current("default").await,
+        None,
+        "the listed lock was not removed"
+    );
+    assert_eq!(
+        place.current("dev").await.as_deref(),
+        Some(other.as_str()),
+        "the lock named by the edited display fields was touched"
+    );
+    assert_eq!(place.untouchables().await, before);
+}
+
+/// A lock listed from one place is never broken through another place's store: the
+/// same mistake gives the same answer on every backend (a usage error, exit 2).
+pub async fn lock_from_another_target_is_refused(f: &dyn Fixture) {
+    let a = f.place("origin").await;
+    let b = f.place("elsewhere").await;
+    let id = a
+        .hold(
+            "default",
+            &sample_info("OperationTypeApply", &a.path_of("default")),
+        )
+        .await;
+    let locks = list(a.as_ref()).await;
+    let lock = find(&locks, &id).clone();
+    match b.store().break_lock(&lock, &BreakOptions::default()).await {
+        Err(e) if e.kind() == Kind::Usage => {}
+        other => panic!("a lock of another target must be a usage error, got {other:?}"),
+    }
+    assert_eq!(a.current("default").await.as_deref(), Some(id.as_str()));
+}
+
+/// A lock whose holder is alive, or a foreign lease, is refused before the backend is
+/// asked to delete anything, on every backend.
+pub async fn held_and_foreign_locks_are_refused(f: &dyn Fixture) {
+    let place = f.place("refuse").await;
+    let id = place
+        .hold(
+            "default",
+            &sample_info("OperationTypeApply", &place.path_of("default")),
+        )
+        .await;
+    let locks = list(place.as_ref()).await;
+    let mut held = find(&locks, &id).clone();
+    held.held = Some(true);
+    match place
+        .store()
+        .break_lock(&held, &BreakOptions::default())
+        .await
+    {
+        Err(e) if e.kind() == Kind::Refused => {}
+        other => panic!("a held lock must be refused, got {other:?}"),
+    }
+    let mut foreign = find(&locks, &id).clone();
+    foreign.foreign = true;
+    match place
+        .store()
+        .break_lock(&foreign, &BreakOptions::default())
+        .await
+    {
+        Err(e) if e.kind() == Kind::Refused => {}
+        other => panic!("a foreign lock must be refused without --force-foreign, got {other:?}"),
+    }
+    assert_eq!(place.current("default").await.as_deref(), Some(id.as_str()));
+}
+
+/// Reading a lock again tells gone, same and re-taken apart: what settles a lost reply.
+pub async fn recheck_tells_same_other_and_gone(f: &dyn Fixture) {
+    let place = f.place("recheck").await;
+    let id = place
+        .hold(
+            "default",
+            &sample_info("OperationTypeApply", &place.path_of("default")),
+        )
+        .await;
+    let locks = list(place.as_ref()).await;
+    let lock = find(&locks, &id).clone();
+    let store = place.store();
+    assert_eq!(store.recheck(&lock).await.ok(), Some(Presence::Same));
+    place
+        .retake(
+            "default",
+            &sample_info("OperationTypePlan", &place.path_of("default")),
+        )
+        .await;
+    assert_eq!(store.recheck(&lock).await.ok(), Some(Presence::Other));
+    let now = list(place.as_ref()).await;
+    let retaken = now[0].clone();
+    store
+        .break_lock(&retaken, &BreakOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("break failed: {e}"));
+    assert_eq!(store.recheck(&retaken).await.ok(), Some(Presence::Gone));
+}
+
 /// Generates one `#[tokio::test]` per conformance case. `$fixture` is an async
 /// expression giving `Option<impl Fixture>` (`None` = emulator absent, already reported).
 #[macro_export]
@@ -323,7 +463,10 @@ macro_rules! conformance_suite {
             $crate::conformance_suite!(@cases $fixture;
                 empty_place_lists_nothing, hold_list_inspect, break_removes_only_that_lock,
                 retaken_lock_survives_break, vanished_lock_is_changed,
-                garbage_is_listed_with_reason, many_locks_are_all_listed);
+                garbage_is_listed_with_reason, many_locks_are_all_listed,
+                edited_display_fields_do_not_steer_the_break,
+                lock_from_another_target_is_refused, held_and_foreign_locks_are_refused,
+                recheck_tells_same_other_and_gone);
         }
     };
     (@cases $fixture:expr; $($case:ident),*) => {

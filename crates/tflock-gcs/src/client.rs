@@ -7,7 +7,7 @@ use gcloud_storage::http::Error as GcsError;
 use std::sync::Arc;
 use std::time::Duration;
 use tflock_core::error::{one_line, root_cause, source_chain};
-use tflock_core::{ConnectOptions, Error, Target};
+use tflock_core::{ConnectOptions, Error, Kind, Target};
 use token_source::{TokenSource, TokenSourceProvider};
 
 const GOOGLE_ENDPOINT: &str = "https://storage.googleapis.com";
@@ -51,16 +51,16 @@ fn custom_endpoint(target: &Target) -> Result<Option<String>, Error> {
         format!("http://{raw}")
     };
     let url = url::Url::parse(&with_scheme).map_err(|e| {
-        Error::usage(format!(
-            "{}: {from} {raw:?} is not a URL ({e}); pass e.g. http://127.0.0.1:4443",
-            target.url
-        ))
+        Error::usage(
+            &target.url,
+            format!("{from} {raw:?} is not a URL ({e}); pass e.g. http://127.0.0.1:4443"),
+        )
     })?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(Error::usage(format!(
-            "{}: {from} {raw:?} must be an http:// or https:// URL",
-            target.url
-        )));
+        return Err(Error::usage(
+            &target.url,
+            format!("{from} {raw:?} must be an http:// or https:// URL"),
+        ));
     }
     let text = url.as_str().trim_end_matches('/');
     let text = text.strip_suffix("/storage/v1").unwrap_or(text);
@@ -192,10 +192,7 @@ fn refuse_impersonation(
         });
     match set {
         None => Ok(()),
-        Some((name, account)) => Err(Error::usage(format!(
-            "{}: {name}={account}: tflock cannot impersonate a service account yet; run it with credentials of {account} (its key in GOOGLE_CREDENTIALS, or GOOGLE_OAUTH_ACCESS_TOKEN=$(gcloud auth print-access-token --impersonate-service-account={account}))",
-            target.url
-        ))),
+        Some((name, account)) => Err(Error::usage(&target.url, format!("{name}={account}: tflock cannot impersonate a service account yet; run it with credentials of {account} (its key in GOOGLE_CREDENTIALS, or GOOGLE_OAUTH_ACCESS_TOKEN=$(gcloud auth print-access-token --impersonate-service-account={account}))"))),
     }
 }
 
@@ -241,8 +238,7 @@ impl Conn {
             )
         } else if let Some((value, from)) = credentials_setting(target, env_nonempty) {
             // Terraform's order: access_token, then credentials; sent to a custom endpoint too.
-            let json = credentials_json(&value, from)
-                .map_err(|m| Error::usage(format!("{}: {m}", target.url)))?;
+            let json = credentials_json(&value, from).map_err(|m| Error::usage(&target.url, m))?;
             (
                 from_json(base, &json, from, &target.url, timeout).await?,
                 Auth::Credentials,
@@ -308,7 +304,12 @@ impl Conn {
                 408 | 429 | 500..=599 => "GCS is throttling or failing: retry in a moment".to_string(),
                 _ => format!("check bucket {bucket} and the request"),
             };
-            return msg(detail).with_hint(hint);
+            let kind = match code {
+                401 => Kind::Unauthenticated,
+                403 => Kind::PermissionDenied,
+                _ => Kind::Backend,
+            };
+            return msg(detail).with_hint(hint).with_kind(kind);
         }
         match e {
             GcsError::HttpClient(re) if re.is_timeout() => msg(format!(
@@ -316,15 +317,18 @@ impl Conn {
                 self.endpoint,
                 self.timeout.as_secs_f32()
             ))
-            .with_hint("check the endpoint and the network, or raise --request-timeout"),
+            .with_hint("check the endpoint and the network, or raise --request-timeout")
+            .with_kind(Kind::Timeout),
             GcsError::HttpClient(re) if re.is_connect() => msg(format!(
                 "cannot connect to {} ({})",
                 self.endpoint,
                 root_cause(re)
             ))
-            .with_hint("check the endpoint (?endpoint=, STORAGE_EMULATOR_HOST) and the network"),
+            .with_hint("check the endpoint (?endpoint=, STORAGE_EMULATOR_HOST) and the network")
+            .with_kind(Kind::Unreachable),
             GcsError::TokenSource(t) => msg(format!("getting an access token failed: {}", one_line(&t.to_string())))
-                .with_hint("run `gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS or GOOGLE_OAUTH_ACCESS_TOKEN"),
+                .with_hint("run `gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS or GOOGLE_OAUTH_ACCESS_TOKEN")
+                .with_kind(Kind::Unauthenticated),
             GcsError::HttpClient(re) => msg(source_chain(re)).with_hint("check the endpoint and the network"),
             other => msg(one_line(&other.to_string())),
         }
@@ -492,7 +496,7 @@ mod tests {
                 .then(|| "env-sa@p.iam.gserviceaccount.com".to_string())
         };
         let err = refuse_impersonation(&t, env).unwrap_err();
-        assert_eq!(err.exit_code(), 2);
+        assert_eq!(err.kind(), tflock_core::Kind::Usage);
         assert!(
             err.to_string()
                 .contains("GOOGLE_IMPERSONATE_SERVICE_ACCOUNT=env-sa@"),

@@ -10,14 +10,22 @@
 //! else `GOOGLE_OAUTH_ACCESS_TOKEN`, else Application Default Credentials; `?endpoint=` or
 //! `STORAGE_EMULATOR_HOST` point at an emulator (anonymous unless a token is given).
 
+//! `?nested=false` (what discovery sets) covers only `<prefix><ws>.tflock`, the
+//! workspaces of one backend configuration, not deeper prefixes.
+//!
+//! Files: `store.rs` (list, break), `naming.rs` (object names and workspaces), `client.rs`
+//! (endpoint, credentials, timeouts, errors), `discover.rs` (the `backend "gcs"` block).
+
 mod client;
-mod names;
+mod discover;
+mod naming;
 mod store;
 
 use std::sync::Arc;
 use tflock_core::{ConnectOptions, Error, LockStore, Target};
 
-pub use store::GcsStore;
+pub use discover::DRIVER;
+pub use store::{GcsStore, GCS};
 
 /// Opens `gs://BUCKET[/PREFIX]`.
 pub async fn open(target: &Target, opts: &ConnectOptions) -> Result<Arc<dyn LockStore>, Error> {
@@ -27,7 +35,7 @@ pub async fn open(target: &Target, opts: &ConnectOptions) -> Result<Arc<dyn Lock
 impl GcsStore {
     pub async fn open(target: &Target, opts: &ConnectOptions) -> Result<GcsStore, Error> {
         if target.scheme != "gs" {
-            return Err(Error::usage(format!("{}: not a gs:// target", target.url)));
+            return Err(Error::usage(&target.url, "not a gs:// target"));
         }
         target.refuse_secrets_in_url(
             &["access_token", "credentials"],
@@ -38,19 +46,31 @@ impl GcsStore {
             "access_token",
             "credentials",
             "impersonate_service_account",
+            "nested",
         ])?;
+        let nested = match target.param("nested") {
+            None | Some("true") => true,
+            Some("false") => false,
+            Some(other) => {
+                return Err(Error::usage(
+                    &target.url,
+                    format!("?nested={other} must be true or false"),
+                ))
+            }
+        };
         let bucket = target.host.clone();
         if bucket.is_empty() {
-            return Err(Error::usage(format!(
-                "{}: no bucket; use gs://BUCKET[/PREFIX]",
-                target.url
-            )));
+            return Err(Error::usage(
+                &target.url,
+                "no bucket; use gs://BUCKET[/PREFIX]",
+            ));
         }
         let conn = client::Conn::new(target, opts).await?;
         Ok(GcsStore {
             conn,
             bucket,
-            prefix: names::normalize_prefix(&target.path),
+            prefix: naming::normalize_prefix(&target.path),
+            nested,
             concurrency: opts.concurrency.max(1),
         })
     }

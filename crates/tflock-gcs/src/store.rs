@@ -1,7 +1,7 @@
 //! Listing `.tflock` objects and breaking one with a generation-conditioned delete.
 
 use crate::client::{status, Conn};
-use crate::names::{parse_lock_name, LockName, LOCK_SUFFIX};
+use crate::naming::{parse_lock_name, LockName, LOCK_SUFFIX};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use gcloud_storage::http::objects::delete::DeleteObjectRequest;
@@ -9,9 +9,16 @@ use gcloud_storage::http::objects::download::Range;
 use gcloud_storage::http::objects::get::GetObjectRequest;
 use gcloud_storage::http::objects::list::ListObjectsRequest;
 use gcloud_storage::http::objects::Object;
-use tflock_core::{
-    check_breakable, Backend, BreakOptions, Broken, Error, Lock, LockStore, Snapshot,
-};
+use tflock_core::{Backend, BreakOptions, Broken, Error, Handle, Kind, Lock, LockStore, Presence};
+
+/// The backend name of gcs locks.
+pub const GCS: Backend = Backend::new("gcs");
+
+/// What a break of a gcs lock compares on: the object and the generation read.
+struct GcsHandle {
+    object: String,
+    generation: i64,
+}
 
 /// A Terraform lock is a few hundred bytes; anything bigger is not one and is not read.
 const MAX_LOCK_BYTES: i64 = 1 << 20;
@@ -23,6 +30,9 @@ pub struct GcsStore {
     pub(crate) bucket: String,
     /// Normalised like Terraform's `prefix`: empty or ending in `/`.
     pub(crate) prefix: String,
+    /// Whether locks under deeper prefixes are listed too (`false`: one configuration's
+    /// workspaces only).
+    pub(crate) nested: bool,
     pub(crate) concurrency: usize,
 }
 
@@ -71,7 +81,7 @@ impl GcsStore {
                         .error(&format!("listing objects in bucket {}", self.bucket), &e)
                 })?;
             for obj in page.items.unwrap_or_default() {
-                let Some(name) = parse_lock_name(&self.prefix, &obj.name) else {
+                let Some(name) = self.lock_name(&obj.name) else {
                     continue;
                 };
                 found.push(Found {
@@ -90,6 +100,11 @@ impl GcsStore {
         }
         found.sort_by(|a, b| a.object.cmp(&b.object));
         Ok(found)
+    }
+
+    /// The lock name of `object` when it is a lock this target covers.
+    fn lock_name(&self, object: &str) -> Option<LockName> {
+        parse_lock_name(&self.prefix, object).filter(|n| self.nested || !n.nested)
     }
 
     async fn metadata(&self, object: &str) -> Result<Option<Object>, Error> {
@@ -166,7 +181,14 @@ impl GcsStore {
 
     fn lock_of(&self, found: &Found, body: Result<String, String>) -> Lock {
         let location = self.location(&found.object);
-        let mut lock = Lock::new(Backend::Gcs, &self.conn.target, &location);
+        let handle = Handle::new(
+            &self.conn.target,
+            GcsHandle {
+                object: found.object.clone(),
+                generation: found.generation,
+            },
+        );
+        let mut lock = Lock::new(GCS, &self.conn.target, &location, handle);
         // Terraform's ID for a gcs lock is the generation; the body's ID is an alias.
         lock.id = found.generation.to_string();
         lock.path = location.clone();
@@ -177,16 +199,8 @@ impl GcsStore {
             .insert("generation".into(), found.generation.to_string());
         lock.details
             .insert("metageneration".into(), found.metageneration.to_string());
-        lock.details.insert(
-            "state_object".into(),
-            self.location(&found.name.state_object),
-        );
+        lock.state = Some(self.location(&found.name.state_object));
         lock.details.insert("size".into(), found.size.to_string());
-        lock.snapshot = Snapshot {
-            raw: body.as_ref().ok().cloned(),
-            etag: None,
-            version: Some(found.generation.to_string()),
-        };
         match body {
             Ok(text) => {
                 lock = lock.with_info_text(&text);
@@ -201,29 +215,20 @@ impl GcsStore {
         lock
     }
 
-    /// The object a listed lock names, only if it is a `.tflock` under this prefix.
-    fn object_of(&self, lock: &Lock) -> Result<String, Error> {
-        let object = lock
-            .location
-            .strip_prefix(&format!("gs://{}/", self.bucket))
-            .filter(|o| parse_lock_name(&self.prefix, o).is_some())
-            .ok_or_else(|| {
-                Error::refused(
-                    &self.conn.target,
-                    format!(
-                        "{} is not a .tflock object under this target; tflock deletes nothing else",
-                        lock.location
-                    ),
-                )
-            })?;
-        Ok(object.to_string())
+    fn mine<'a>(&self, lock: &'a Lock) -> Result<&'a GcsHandle, Error> {
+        lock.handle().get::<GcsHandle>().ok_or_else(|| {
+            Error::usage(
+                &self.conn.target,
+                format!("{} is not a lock object of this target", lock.location),
+            )
+        })
     }
 }
 
 #[async_trait]
 impl LockStore for GcsStore {
     fn backend(&self) -> Backend {
-        Backend::Gcs
+        GCS
     }
 
     fn target(&self) -> &str {
@@ -242,24 +247,25 @@ impl LockStore for GcsStore {
         Ok(locks)
     }
 
-    async fn break_lock(&self, lock: &Lock, opts: &BreakOptions) -> Result<Broken, Error> {
-        check_breakable(lock, opts)?;
-        let object = self.object_of(lock)?;
-        let location = self.location(&object);
-        let generation: i64 = lock
-            .snapshot
-            .version
-            .as_deref()
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| {
-                Error::backend(
-                    &self.conn.target,
-                    format!("{location} was not read with its generation; list it again"),
-                )
-            })?;
+    async fn delete_if_unchanged(&self, lock: &Lock, _: &BreakOptions) -> Result<Broken, Error> {
+        let h = self.mine(lock)?;
+        // Never anything but a lock object under this target (the handle was made by the
+        // listing, which only keeps those; checked again because deleting state is the
+        // one thing that must never happen).
+        if self.lock_name(&h.object).is_none() {
+            return Err(Error::refused(
+                &self.conn.target,
+                format!(
+                    "{} is not a .tflock object under this target; tflock deletes nothing else",
+                    self.location(&h.object)
+                ),
+            ));
+        }
+        let (object, generation) = (&h.object, h.generation);
+        let location = self.location(object);
         // Re-check first: the precondition below is what real GCS enforces, but emulators
         // ignore it on DELETE, and this makes the common race report cleanly.
-        match self.metadata(&object).await? {
+        match self.metadata(object).await? {
             None => {
                 return Err(Error::changed(
                     &self.conn.target,
@@ -284,10 +290,11 @@ impl LockStore for GcsStore {
             ..Default::default()
         };
         // Never retried: a lost reply followed by a retry would report a false conflict at
-        // best; the caller lists again instead.
+        // best; a lost reply is settled by reading the generation again.
         match self.conn.client.delete_object(&req).await {
             Ok(()) => Ok(Broken {
                 removed: vec![format!("{location} (generation {generation})")],
+                ..Broken::default()
             }),
             Err(e) if matches!(status(&e), Some(404 | 412)) => Err(Error::changed(
                 &self.conn.target,
@@ -296,7 +303,24 @@ impl LockStore for GcsStore {
                     status(&e).unwrap_or_default()
                 ),
             )),
-            Err(e) => Err(self.conn.error(&format!("deleting {location}"), &e)),
+            Err(e) => {
+                let err = self.conn.error(&format!("deleting {location}"), &e);
+                // An answer below 500 applied nothing; no answer, or a 5xx, may have.
+                match status(&e) {
+                    Some(s) if s < 500 || s == 503 => Err(err),
+                    _ if err.kind() == Kind::Unreachable => Err(err),
+                    _ => Err(err.with_kind(Kind::OutcomeUnknown)),
+                }
+            }
         }
+    }
+
+    async fn recheck(&self, lock: &Lock) -> Result<Presence, Error> {
+        let h = self.mine(lock)?;
+        Ok(match self.metadata(&h.object).await? {
+            None => Presence::Gone,
+            Some(now) if now.generation == h.generation => Presence::Same,
+            Some(_) => Presence::Other,
+        })
     }
 }

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use tflock_core::testkit::{Fixture, Place};
-use tflock_core::{BreakOptions, Error, LockInfo, LockStore, Status};
+use tflock_core::{BreakOptions, Kind, LockInfo, LockStore, Status};
 use tflock_local::LocalStore;
 
 struct LocalPlace {
@@ -165,8 +165,8 @@ async fn live_fcntl_holder_is_held_and_never_broken() {
         .break_lock(&locks[0], &BreakOptions::default())
         .await
     {
-        Err(Error::Refused { message, .. }) => {
-            assert!(message.contains(&format!("pid {pid}")), "{message}")
+        Err(e) if e.kind() == Kind::Refused => {
+            assert!(e.message().contains(&format!("pid {pid}")), "{e}")
         }
         other => panic!("a live lock must be refused, got {other:?}"),
     }
@@ -202,7 +202,7 @@ async fn holder_appearing_after_listing_wins() {
         .break_lock(&locks[0], &BreakOptions::default())
         .await
     {
-        Err(Error::Changed { .. }) => {}
+        Err(e) if e.kind() == Kind::Changed => {}
         other => panic!("expected Changed, got {other:?}"),
     }
     assert_eq!(place.current("default").await.as_deref(), Some(id.as_str()));
@@ -231,4 +231,51 @@ async fn missing_directory_is_a_clear_error() {
             .starts_with("/nonexistent/tflock-dir: cannot open directory"),
         "{err}"
     );
+}
+
+/// Without a state file there is no fcntl lock to take: the break moves the lock info
+/// aside and compares what it moved, so a lock written after the listing survives.
+#[tokio::test]
+async fn leftover_without_a_state_file_is_broken_and_a_new_lock_survives() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalStore::new(dir.path().display().to_string(), dir.path());
+    let store: &dyn LockStore = &store;
+    let info_path = dir.path().join(".terraform.tfstate.lock.info");
+    let old = tflock_core::testkit::sample_info("OperationTypeApply", "terraform.tfstate");
+    std::fs::write(&info_path, old.to_terraform_json()).unwrap();
+    assert!(!dir.path().join("terraform.tfstate").exists());
+    let locks = store.list().await.unwrap();
+    assert_eq!(locks.len(), 1);
+    assert_eq!(locks[0].held, Some(false));
+
+    // A terraform starts meanwhile: creates and locks the state, writes its lock info.
+    let new = tflock_core::testkit::sample_info("OperationTypePlan", "terraform.tfstate");
+    std::fs::write(&info_path, new.to_terraform_json()).unwrap();
+    match store.break_lock(&locks[0], &BreakOptions::default()).await {
+        Err(e) if e.kind() == Kind::Changed => {}
+        other => panic!("expected Changed, got {other:?}"),
+    }
+    assert_eq!(
+        std::fs::read_to_string(&info_path).unwrap(),
+        new.to_terraform_json(),
+        "the new lock info must be left exactly as written"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        leftovers,
+        [".terraform.tfstate.lock.info"],
+        "nothing left aside"
+    );
+
+    // The new one, once its holder is gone, breaks; no state file is created.
+    let locks = store.list().await.unwrap();
+    store
+        .break_lock(&locks[0], &BreakOptions::default())
+        .await
+        .unwrap();
+    assert!(!info_path.exists());
+    assert!(!dir.path().join("terraform.tfstate").exists());
 }

@@ -22,6 +22,8 @@ pub struct LockName {
     pub workspace: String,
     /// The state object this lock protects: `<tf prefix><ws>.tfstate`.
     pub state_object: String,
+    /// Under a deeper prefix than the one listed (another backend configuration's).
+    pub nested: bool,
 }
 
 /// `Some` only for `<anything under prefix><ws>.tflock` with a non-empty workspace. Every
@@ -39,6 +41,7 @@ pub fn parse_lock_name(prefix: &str, object: &str) -> Option<LockName> {
     Some(LockName {
         workspace: workspace.to_string(),
         state_object: format!("{prefix}{dir}{workspace}{STATE_SUFFIX}"),
+        nested: !dir.is_empty(),
     })
 }
 
@@ -60,14 +63,16 @@ mod tests {
             parse_lock_name("app/", "app/default.tflock"),
             Some(LockName {
                 workspace: "default".into(),
-                state_object: "app/default.tfstate".into()
+                state_object: "app/default.tfstate".into(),
+                nested: false,
             })
         );
         assert_eq!(
             parse_lock_name("", "team/app/dev.tflock"),
             Some(LockName {
                 workspace: "dev".into(),
-                state_object: "team/app/dev.tfstate".into()
+                state_object: "team/app/dev.tfstate".into(),
+                nested: true,
             })
         );
         assert_eq!(parse_lock_name("app/", "app/default.tfstate"), None);

@@ -1,5 +1,5 @@
 //! How the s3 backend names things: state keys, workspace keys, DynamoDB `LockID`s and
-//! lockfile keys. Pure functions, unit-tested here.
+//! lockfile keys. Pure functions, unit-tested here; the one place these rules live.
 
 /// The default `workspace_key_prefix` of the s3 backend.
 pub(crate) const WORKSPACE_PREFIX: &str = "env:";
@@ -16,7 +16,51 @@ pub(crate) fn split_lock_id(lock_id: &str) -> Option<(&str, &str)> {
     }
 }
 
-/// The workspace a state key belongs to: `env:/<ws>/<key>` is workspace `<ws>`, anything
+/// One backend configuration's states: `key` for the default workspace and
+/// `<workspace_key_prefix>/<ws>/<key>` for the others (the s3 backend's `Workspaces()`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StateKeys {
+    pub key: String,
+    /// `workspace_key_prefix`, without trailing `/` (default `env:`).
+    pub prefix: String,
+}
+
+impl StateKeys {
+    pub fn new(key: &str, prefix: Option<&str>) -> Self {
+        StateKeys {
+            key: key.trim_start_matches('/').to_string(),
+            prefix: prefix
+                .unwrap_or(WORKSPACE_PREFIX)
+                .trim_end_matches('/')
+                .to_string(),
+        }
+    }
+
+    /// The workspace of `state_key` when it is one of this configuration's states.
+    pub fn workspace_of(&self, state_key: &str) -> Option<String> {
+        if state_key == self.key {
+            return Some("default".into());
+        }
+        let ws = state_key
+            .strip_prefix(&self.prefix)?
+            .strip_prefix('/')?
+            .strip_suffix(&self.key)?
+            .strip_suffix('/')?;
+        (!ws.is_empty() && !ws.contains('/')).then(|| ws.to_string())
+    }
+
+    /// The state key of `workspace`.
+    #[allow(dead_code)] // direct reads by key (next)
+    pub fn state_key(&self, workspace: &str) -> String {
+        if workspace == "default" {
+            self.key.clone()
+        } else {
+            format!("{}/{workspace}/{}", self.prefix, self.key)
+        }
+    }
+}
+
+/// The workspace a state key belongs to when no backend configuration says: `env:/<ws>/<key>` is workspace `<ws>`, anything
 /// else the default workspace. A custom `workspace_key_prefix` cannot be recognised from
 /// the key alone, so such states show as `default` (best effort).
 pub(crate) fn workspace_of(state_key: &str) -> String {
@@ -64,6 +108,29 @@ mod tests {
         assert_eq!(workspace_of("env://x"), "default");
         assert_eq!(workspace_of("env:dev/x"), "default");
         assert_eq!(workspace_of("workspaces/dev/x"), "default");
+    }
+
+    #[test]
+    fn a_configuration_knows_its_own_workspaces() {
+        let k = StateKeys::new("app/terraform.tfstate", None);
+        assert_eq!(
+            k.workspace_of("app/terraform.tfstate").as_deref(),
+            Some("default")
+        );
+        assert_eq!(
+            k.workspace_of("env:/dev/app/terraform.tfstate").as_deref(),
+            Some("dev")
+        );
+        assert_eq!(k.workspace_of("other/terraform.tfstate"), None);
+        assert_eq!(k.workspace_of("env:/a/b/app/terraform.tfstate"), None);
+        assert_eq!(k.workspace_of("env://app/terraform.tfstate"), None);
+        assert_eq!(k.state_key("dev"), "env:/dev/app/terraform.tfstate");
+        let custom = StateKeys::new("k", Some("workspaces/"));
+        assert_eq!(
+            custom.workspace_of("workspaces/prod/k").as_deref(),
+            Some("prod")
+        );
+        assert_eq!(custom.workspace_of("env:/prod/k"), None);
     }
 
     #[test]

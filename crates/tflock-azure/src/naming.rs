@@ -39,6 +39,7 @@ pub(crate) fn decode(value: &str) -> Result<String, String> {
         .map_err(|_| "blob metadata terraformlockid is not UTF-8 text once decoded".to_string())
 }
 
+#[cfg(any(test, feature = "testing"))]
 pub(crate) fn encode(json: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(json.as_bytes())
 }

@@ -1,17 +1,21 @@
-//! Table, JSON and detail views of locks. docs/json.md documents the JSON.
+//! Table, JSON and detail views of locks. docs/json.md documents the JSON. Every field
+//! shown as text is escaped ([`safe`]); JSON carries the exact values (JSON escapes them).
 
-use crate::duration;
-use crate::listing::{Ctx, Entry};
+use crate::inventory::Entry;
+use crate::settings::Ctx;
+use crate::ui::safe;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, Color, ContentArrangement, Table};
 use serde_json::{json, Value};
+use std::io::{self, Write};
 use tflock_core::lockinfo::go_time;
+use tflock_core::text::shell_quote;
 use tflock_core::Status;
 
 fn age(entry: &Entry, ctx: &Ctx) -> String {
     entry
         .lock()
         .age(ctx.now)
-        .map(duration::human)
+        .map(crate::duration::human)
         .unwrap_or_else(|| "?".into())
 }
 
@@ -23,11 +27,11 @@ fn status_color(s: Status) -> Color {
     }
 }
 
-fn short_id(id: &str) -> &str {
-    if id.is_empty() {
+fn or_unknown(s: &str) -> &str {
+    if s.is_empty() {
         "?"
     } else {
-        id
+        s
     }
 }
 
@@ -51,27 +55,28 @@ pub fn table<E: std::borrow::Borrow<Entry>>(entries: &[E], ctx: &Ctx, color: boo
         let status = ctx.status(l);
         let mut status_text = status.to_string();
         if let Some(h) = &l.holder {
-            status_text.push_str(&format!(" ({h})"));
+            status_text.push_str(&format!(" ({})", safe(h)));
         }
         let mut status_cell = Cell::new(status_text);
         if color {
             status_cell = status_cell.fg(status_color(status));
         }
+        let path = if l.path.is_empty() {
+            &l.location
+        } else {
+            &l.path
+        };
         let mut row = vec![
             Cell::new(e.backends()),
-            Cell::new(if l.path.is_empty() {
-                &l.location
-            } else {
-                &l.path
-            }),
-            Cell::new(short_id(&l.id)),
-            Cell::new(info.map(|i| i.operation.as_str()).unwrap_or("?")),
-            Cell::new(info.map(|i| i.who.as_str()).unwrap_or("?")),
+            Cell::new(safe(path)),
+            Cell::new(safe(or_unknown(&l.id))),
+            Cell::new(safe(or_unknown(info.map_or("", |i| &i.operation)))),
+            Cell::new(safe(or_unknown(info.map_or("", |i| &i.who)))),
             Cell::new(age(e, ctx)),
             status_cell,
         ];
         if discovered {
-            let ws = l.workspace.clone().unwrap_or_else(|| "?".into());
+            let ws = safe(l.workspace.as_deref().unwrap_or("?")).into_owned();
             row.insert(
                 2,
                 Cell::new(if e.current == Some(true) {
@@ -99,6 +104,7 @@ pub fn json_value(e: &Entry, ctx: &Ctx) -> Value {
         "workspace": l.workspace,
         "current_workspace": e.current,
         "location": l.location,
+        "state": l.state,
         "operation": info.map(|i| i.operation.as_str()),
         "who": info.map(|i| i.who.as_str()),
         "version": info.map(|i| i.version.as_str()),
@@ -120,14 +126,44 @@ pub fn json_value(e: &Entry, ctx: &Ctx) -> Value {
     })
 }
 
-pub fn json_list<E: std::borrow::Borrow<Entry>>(entries: &[E], ctx: &Ctx) -> String {
-    let arr: Vec<Value> = entries
-        .iter()
-        .map(|e| json_value(e.borrow(), ctx))
-        .collect();
-    let mut s = serde_json::to_string_pretty(&Value::Array(arr)).unwrap_or_else(|_| "[]".into());
-    s.push('\n');
-    s
+/// One JSON array, written element by element (no whole document in memory).
+pub fn write_json_list<E: std::borrow::Borrow<Entry>>(
+    out: &mut dyn Write,
+    entries: &[E],
+    ctx: &Ctx,
+) -> io::Result<()> {
+    if entries.is_empty() {
+        return out.write_all(b"[]\n");
+    }
+    out.write_all(b"[\n")?;
+    for (i, e) in entries.iter().enumerate() {
+        if i > 0 {
+            out.write_all(b",\n")?;
+        }
+        let text =
+            serde_json::to_string_pretty(&json_value(e.borrow(), ctx)).map_err(io::Error::other)?;
+        for (j, line) in text.lines().enumerate() {
+            if j > 0 {
+                out.write_all(b"\n")?;
+            }
+            out.write_all(b"  ")?;
+            out.write_all(line.as_bytes())?;
+        }
+    }
+    out.write_all(b"\n]\n")
+}
+
+/// One JSON object per line.
+pub fn write_json_lines<E: std::borrow::Borrow<Entry>>(
+    out: &mut dyn Write,
+    entries: &[E],
+    ctx: &Ctx,
+) -> io::Result<()> {
+    for e in entries {
+        serde_json::to_writer(&mut *out, &json_value(e.borrow(), ctx)).map_err(io::Error::other)?;
+        out.write_all(b"\n")?;
+    }
+    Ok(())
 }
 
 /// Everything known about one lock, for `inspect` and before a break.
@@ -135,16 +171,15 @@ pub fn details(e: &Entry, ctx: &Ctx) -> String {
     let l = e.lock();
     let status = ctx.status(l);
     let mut s = String::new();
-    let line = |s: &mut String, k: &str, v: &str| s.push_str(&format!("  {k:<10} {v}\n"));
-    s.push_str(&format!("Lock {} ({})\n", short_id(&l.id), status));
+    let line = |s: &mut String, k: &str, v: &str| s.push_str(&format!("  {k:<10} {}\n", safe(v)));
+    s.push_str(&format!("Lock {} ({})\n", safe(or_unknown(&l.id)), status));
     line(&mut s, "Backend:", &e.backends());
     for h in &e.halves {
         line(&mut s, "Target:", &h.lock.target);
         line(&mut s, "Location:", &h.lock.location);
     }
-    // gcs names the lock object in Path; the state object beside it is what people know.
-    let state = l.details.get("state_object").unwrap_or(&l.path);
-    line(&mut s, "State:", if state.is_empty() { "?" } else { state });
+    let state = l.state.as_deref().unwrap_or(&l.path);
+    line(&mut s, "State:", or_unknown(state));
     if let Some(ws) = &l.workspace {
         line(&mut s, "Workspace:", ws);
     }
@@ -164,14 +199,14 @@ pub fn details(e: &Entry, ctx: &Ctx) -> String {
         ),
         Status::Active => format!(
             "holder not visible; younger than --stale-after {}",
-            duration::human(ctx.stale_after)
+            crate::duration::human(ctx.stale_after)
         ),
         Status::Stale if l.held == Some(false) => {
             "no process holds it: a leftover from a crashed run".into()
         }
         Status::Stale => format!(
             "holder not visible; older than --stale-after {}",
-            duration::human(ctx.stale_after)
+            crate::duration::human(ctx.stale_after)
         ),
         Status::Foreign => {
             "locked without Terraform lock metadata (another tool, or a crash mid-lock)".into()
@@ -186,7 +221,7 @@ pub fn details(e: &Entry, ctx: &Ctx) -> String {
         line(&mut s, "Aliases:", &l.aliases.join(", "));
     }
     for (k, v) in &l.details {
-        line(&mut s, &format!("{k}:"), v);
+        line(&mut s, &format!("{}:", safe(k)), v);
     }
     if let Some(err) = &l.info_error {
         if status != Status::Unreadable {
@@ -194,25 +229,34 @@ pub fn details(e: &Entry, ctx: &Ctx) -> String {
         }
     }
     if let Some(info) = &l.info {
-        s.push_str(&info.terraform_block());
+        for text in info.terraform_block().lines() {
+            s.push_str(&safe(text));
+            s.push('\n');
+        }
     }
     s
 }
 
-/// The exact command that breaks this lock, naming its targets the way they were found.
-pub fn break_hint(e: &Entry) -> String {
+/// The exact command that breaks this lock, naming its targets the way they were
+/// found, every argument quoted for a POSIX shell.
+pub fn break_command(e: &Entry) -> String {
     let l = e.lock();
-    let id = if l.id.is_empty() { &l.location } else { &l.id };
-    let mut selectors: Vec<&str> = Vec::new();
+    let mut words = vec![
+        "tflock".to_string(),
+        "break".to_string(),
+        "--id".to_string(),
+        shell_quote(l.name()),
+    ];
+    let mut seen: Vec<&Vec<String>> = Vec::new();
     for h in &e.halves {
-        if !h.selector.is_empty() && !selectors.contains(&h.selector.as_str()) {
-            selectors.push(&h.selector);
+        if !seen.contains(&h.selector.as_ref()) {
+            seen.push(&h.selector);
+            words.extend(h.selector.iter().map(|w| shell_quote(w)));
         }
     }
-    let mut cmd = format!("tflock break --id '{id}'");
-    for s in selectors {
-        cmd.push(' ');
-        cmd.push_str(s);
-    }
-    format!("Break it with:\n  {cmd}\n")
+    words.join(" ")
+}
+
+pub fn break_hint(e: &Entry) -> String {
+    format!("Break it with:\n  {}\n", break_command(e))
 }

@@ -3,7 +3,7 @@
 
 use azure_core::error::ErrorKind;
 use tflock_core::error::root_cause;
-use tflock_core::Error;
+use tflock_core::{Error, Kind};
 
 /// The storage error code (`ContainerNotFound`, `LeaseIdMismatchWithLeaseOperation`, ...),
 /// or the HTTP status when the service gave none.
@@ -30,10 +30,28 @@ pub(crate) fn storage(target: &str, what: &str, e: &azure_core::Error) -> Error 
         let status = status_of(e)
             .map(|s| format!(" (HTTP {s})"))
             .unwrap_or_default();
-        return Error::backend(target, format!("{what}: {code}{status}"))
+        let kind = match code.as_str() {
+            "AuthenticationFailed"
+            | "InvalidAuthenticationInfo"
+            | "NoAuthenticationInformation" => Kind::Unauthenticated,
+            c if c.starts_with("AuthorizationPermissionMismatch")
+                || c.starts_with("AuthorizationFailure")
+                || c == "HTTP 403" =>
+            {
+                Kind::PermissionDenied
+            }
+            _ => Kind::Backend,
+        };
+        return Error::new(kind, format!("{what}: {code}{status}"))
+            .at(target)
             .with_hint(hint_for(&code));
     }
     let cause = root_cause(e as &(dyn std::error::Error + 'static));
+    let kind = match e.kind() {
+        ErrorKind::Credential => Kind::Unauthenticated,
+        _ if cause.contains("timed out") || cause.contains("deadline") => Kind::Timeout,
+        _ => Kind::Unreachable,
+    };
     let hint = match e.kind() {
         ErrorKind::Credential => {
             "no usable credential: set ARM_ACCESS_KEY, ARM_SAS_TOKEN or AZURE_STORAGE_CONNECTION_STRING, or sign in with az login"
@@ -45,7 +63,21 @@ pub(crate) fn storage(target: &str, what: &str, e: &azure_core::Error) -> Error 
             "check that the endpoint is reachable (?endpoint= on the target, HTTPS_PROXY/NO_PROXY) or raise --request-timeout"
         }
     };
-    Error::backend(target, format!("{what}: {cause}")).with_hint(hint)
+    Error::new(kind, format!("{what}: {cause}"))
+        .at(target)
+        .with_hint(hint)
+}
+
+/// The error of a destructive request, sent once. A response below 500 (or a 503) applied
+/// nothing; no response, or another 5xx, may have: the outcome is then unknown until the
+/// blob is read again.
+pub(crate) fn destructive(target: &str, what: &str, e: &azure_core::Error) -> Error {
+    let err = storage(target, what, e);
+    match status_of(e) {
+        Some(s) if s < 500 || s == 503 => err,
+        _ if matches!(e.kind(), ErrorKind::Credential) => err,
+        _ => err.with_kind(Kind::OutcomeUnknown),
+    }
 }
 
 fn hint_for(code: &str) -> &'static str {
@@ -116,7 +148,7 @@ mod tests {
             e.to_string(),
             "azblob://acct/tfstate: listing container tfstate: ContainerNotFound (HTTP 404) (check the container name in azblob://ACCOUNT/CONTAINER)"
         );
-        assert_eq!(e.exit_code(), 1);
+        assert_eq!(e.kind(), Kind::Backend);
         let e = storage(
             "t",
             "x",

@@ -79,10 +79,10 @@ pub(crate) async fn load(
         match url::Url::parse(e) {
             Ok(u) if matches!(u.scheme(), "http" | "https") => {}
             _ => {
-                return Err(Error::usage(format!(
-                    "{}: ?endpoint={e} is not an http(s) URL",
-                    target.url
-                )))
+                return Err(Error::usage(
+                    &target.url,
+                    format!("?endpoint={e} is not an http(s) URL"),
+                ))
             }
         }
     }
@@ -145,10 +145,7 @@ pub(crate) async fn load(
     let custom_endpoint = custom_before_load || endpoint.is_some();
     if sdk.region().is_none() {
         if !custom_endpoint {
-            return Err(Error::usage(format!(
-                "{}: no AWS region configured (set AWS_REGION, a region in your AWS profile, or add ?region=REGION to the target)",
-                target.url
-            )));
+            return Err(Error::usage(&target.url, "no AWS region configured (set AWS_REGION, a region in your AWS profile, or add ?region=REGION to the target)"));
         }
         sdk = sdk
             .into_builder()
@@ -193,7 +190,7 @@ struct Settings {
 
 impl Settings {
     fn from_target(target: &Target) -> Result<Settings, Error> {
-        let usage = |m: String| Error::usage(format!("{}: {m}", target.url));
+        let usage = |m: String| Error::usage(&target.url, m);
         let static_credentials = match (target.param("access_key"), target.param("secret_key")) {
             (Some(id), Some(secret)) => Some(SharedCredentialsProvider::new(Credentials::new(
                 id.trim(),
@@ -384,7 +381,10 @@ mod tests {
             "s3://b",
             &[("role_arn", "r"), ("assume_role_duration", "soon")],
         );
-        assert_eq!(Settings::from_target(&bad).err().unwrap().exit_code(), 2);
+        assert_eq!(
+            Settings::from_target(&bad).err().unwrap().kind(),
+            tflock_core::Kind::Usage
+        );
     }
 
     #[tokio::test]
@@ -405,7 +405,7 @@ mod tests {
             .err()
             .unwrap();
             let text = err.to_string();
-            assert_eq!(err.exit_code(), 2, "{text}");
+            assert_eq!(err.kind(), tflock_core::Kind::Usage, "{text}");
             for secret in ["s3cr3t-url", "AKIDURL", "tok-url"] {
                 assert!(!text.contains(secret), "{text}");
             }

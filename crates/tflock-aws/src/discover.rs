@@ -1,0 +1,230 @@
+//! The s3 backend as a driver: its targets, and the `backend "s3"` block read the way
+//! Terraform reads it, turned into targets that cover exactly that configuration's
+//! workspaces (`?key=`, `?workspace_key_prefix=`).
+
+use async_trait::async_trait;
+use serde::Deserialize;
+use std::sync::Arc;
+use tflock_core::block::de;
+use tflock_core::{BackendBlock, ConnectOptions, Driver, Error, LockStore, Scheme, Target};
+
+pub struct AwsDriver;
+
+/// Registered by the CLI.
+pub static DRIVER: AwsDriver = AwsDriver;
+
+/// The settings of `backend "s3"` tflock uses, under Terraform's names.
+#[derive(Deserialize, Default)]
+struct Settings {
+    #[serde(default, deserialize_with = "de::text")]
+    bucket: Option<String>,
+    #[serde(default, deserialize_with = "de::text")]
+    key: Option<String>,
+    #[serde(default, deserialize_with = "de::text")]
+    workspace_key_prefix: Option<String>,
+    #[serde(default, deserialize_with = "de::flag")]
+    use_lockfile: Option<bool>,
+    #[serde(default, deserialize_with = "de::text")]
+    dynamodb_table: Option<String>,
+    #[serde(default, deserialize_with = "de::text")]
+    region: Option<String>,
+    #[serde(default, deserialize_with = "de::text")]
+    profile: Option<String>,
+    #[serde(default, deserialize_with = "de::text")]
+    access_key: Option<String>,
+    #[serde(default, deserialize_with = "de::text")]
+    secret_key: Option<String>,
+    #[serde(default, deserialize_with = "de::text")]
+    token: Option<String>,
+    #[serde(default, deserialize_with = "de::list")]
+    shared_config_files: Vec<String>,
+    #[serde(default, deserialize_with = "de::list")]
+    shared_credentials_files: Vec<String>,
+    /// Legacy singular form.
+    #[serde(default, deserialize_with = "de::text")]
+    shared_credentials_file: Option<String>,
+    #[serde(default, deserialize_with = "de::nested")]
+    assume_role: Option<AssumeRole>,
+    /// Legacy top-level role settings (`assume_role { ... }` wins).
+    #[serde(default, deserialize_with = "de::text")]
+    role_arn: Option<String>,
+    #[serde(default, deserialize_with = "de::text")]
+    session_name: Option<String>,
+    #[serde(default, deserialize_with = "de::text")]
+    external_id: Option<String>,
+    #[serde(default, deserialize_with = "de::text")]
+    assume_role_duration_seconds: Option<String>,
+    #[serde(default, deserialize_with = "de::nested")]
+    endpoints: Option<Endpoints>,
+    /// Legacy endpoint settings (`endpoints { ... }` wins).
+    #[serde(default, deserialize_with = "de::text")]
+    endpoint: Option<String>,
+    #[serde(default, deserialize_with = "de::text")]
+    dynamodb_endpoint: Option<String>,
+    #[serde(default, deserialize_with = "de::text")]
+    sts_endpoint: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct AssumeRole {
+    #[serde(default, deserialize_with = "de::text")]
+    role_arn: Option<String>,
+    #[serde(default, deserialize_with = "de::text")]
+    session_name: Option<String>,
+    #[serde(default, deserialize_with = "de::text")]
+    external_id: Option<String>,
+    #[serde(default, deserialize_with = "de::text")]
+    duration: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct Endpoints {
+    #[serde(default, deserialize_with = "de::text")]
+    s3: Option<String>,
+    #[serde(default, deserialize_with = "de::text")]
+    dynamodb: Option<String>,
+    #[serde(default, deserialize_with = "de::text")]
+    sts: Option<String>,
+}
+
+fn joined(list: &[String]) -> Option<String> {
+    (!list.is_empty()).then(|| list.join("\n"))
+}
+
+impl Settings {
+    /// The region, credential and role settings every target of this block gets, as
+    /// hidden options under Terraform's own names (never part of the shown URL).
+    fn common(&self, target: Target) -> Target {
+        let role = self.assume_role.as_ref();
+        let legacy_duration = self
+            .assume_role_duration_seconds
+            .clone()
+            .filter(|d| d != "0");
+        target
+            .with("region", self.region.clone())
+            .with("profile", self.profile.clone())
+            .with("access_key", self.access_key.clone())
+            .with("secret_key", self.secret_key.clone())
+            .with("token", self.token.clone())
+            .with("shared_config_files", joined(&self.shared_config_files))
+            .with(
+                "shared_credentials_files",
+                joined(&self.shared_credentials_files).or(self.shared_credentials_file.clone()),
+            )
+            .with(
+                "role_arn",
+                role.and_then(|r| r.role_arn.clone())
+                    .or(self.role_arn.clone()),
+            )
+            .with(
+                "session_name",
+                role.and_then(|r| r.session_name.clone())
+                    .or(self.session_name.clone()),
+            )
+            .with(
+                "external_id",
+                role.and_then(|r| r.external_id.clone())
+                    .or(self.external_id.clone()),
+            )
+            .with(
+                "assume_role_duration",
+                role.and_then(|r| r.duration.clone()).or(legacy_duration),
+            )
+            .with(
+                "sts_endpoint",
+                self.endpoints
+                    .as_ref()
+                    .and_then(|e| e.sts.clone())
+                    .or(self.sts_endpoint.clone()),
+            )
+    }
+}
+
+/// `s3://b?key=k` with the scope options in the URL (shown: they say which state).
+fn scoped(url: String, key: &str, prefix: Option<&str>) -> Result<Target, Error> {
+    let mut url = format!("{url}key={key}");
+    if let Some(p) = prefix {
+        url.push_str(&format!("&workspace_key_prefix={p}"));
+    }
+    Target::parse(&url)
+}
+
+#[async_trait]
+impl Driver for AwsDriver {
+    fn schemes(&self) -> &'static [Scheme] {
+        &[
+            Scheme {
+                name: "s3",
+                backend: "s3",
+                form: "s3://BUCKET[/PREFIX]",
+                about: "the s3 backend's native .tflock lockfiles (use_lockfile)",
+            },
+            Scheme {
+                name: "dynamodb",
+                backend: "dynamodb",
+                form: "dynamodb://TABLE[/PREFIX]",
+                about: "the s3 backend's DynamoDB lock table (dynamodb_table); -md5 digest rows are never touched",
+            },
+        ]
+    }
+
+    fn terraform_backends(&self) -> &'static [&'static str] {
+        &["s3"]
+    }
+
+    async fn open(
+        &self,
+        target: &Target,
+        opts: &ConnectOptions,
+    ) -> Result<Arc<dyn LockStore>, Error> {
+        crate::open(target, opts).await
+    }
+
+    fn discover(&self, block: &BackendBlock) -> Result<Vec<Target>, Error> {
+        let s: Settings = block.settings()?;
+        let (Some(bucket), Some(key)) = (&s.bucket, &s.key) else {
+            let missing: Vec<&str> = [("bucket", &s.bucket), ("key", &s.key)]
+                .iter()
+                .filter(|(_, v)| v.is_none())
+                .map(|(k, _)| *k)
+                .collect();
+            return Err(block.missing(&missing));
+        };
+        let prefix = s
+            .workspace_key_prefix
+            .as_deref()
+            .map(|p| p.trim_end_matches('/'))
+            .filter(|p| *p != crate::naming::WORKSPACE_PREFIX);
+        let endpoints = s.endpoints.as_ref();
+        let mut out = Vec::new();
+        if s.use_lockfile == Some(true) {
+            let endpoint = endpoints.and_then(|e| e.s3.clone()).or(s.endpoint.clone());
+            let t = scoped(format!("s3://{bucket}?"), key, prefix)?.with("endpoint", endpoint);
+            out.push(s.common(t));
+        }
+        if let Some(table) = &s.dynamodb_table {
+            let endpoint = endpoints
+                .and_then(|e| e.dynamodb.clone())
+                .or(s.dynamodb_endpoint.clone());
+            let t = scoped(format!("dynamodb://{table}?bucket={bucket}&"), key, prefix)?
+                .with("endpoint", endpoint);
+            out.push(s.common(t));
+        }
+        if out.is_empty() {
+            return Err(Error::usage(
+                "",
+                format!(
+                    "the s3 backend ({}) has no locking configured (neither use_lockfile nor dynamodb_table): there are no locks to find",
+                    block.source
+                ),
+            ));
+        }
+        Ok(out)
+    }
+
+    fn target_for_path(&self, path: &str) -> Option<String> {
+        // LockInfo.Path of the s3 backend: `<bucket>/<state key>`.
+        let (bucket, key) = crate::naming::split_lock_id(path)?;
+        (!path.contains("://")).then(|| format!("s3://{bucket}?key={key}"))
+    }
+}

@@ -1,0 +1,200 @@
+//! Target URLs: `scheme://host/path?k=v`, or a plain directory.
+
+use crate::error::{Error, Kind};
+use std::collections::BTreeMap;
+
+/// A parsed target URL: `scheme://host/path?k=v`, or a plain directory (scheme `file`).
+/// `params` may carry secrets (from tflock.toml or a backend block): `Debug` shows their
+/// names only, and only `url` is ever shown to users.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The text the user gave, used in every message about this target.
+    pub url: String,
+    pub scheme: String,
+    /// Bucket, table or account; empty for `file`.
+    pub host: String,
+    /// What follows the host, without the leading `/` (prefix, container); the directory
+    /// for `file`.
+    pub path: String,
+    pub params: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("url", &self.url)
+            .field("scheme", &self.scheme)
+            .field("host", &self.host)
+            .field("path", &self.path)
+            .field("params", &self.params.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Target {
+    /// A plain directory (the local backend).
+    pub fn directory(dir: &str) -> Target {
+        Target {
+            url: dir.to_string(),
+            scheme: "file".into(),
+            host: String::new(),
+            path: dir.to_string(),
+            params: BTreeMap::new(),
+        }
+    }
+
+    /// The same target with a hidden option (from tflock.toml or a backend block): it
+    /// reaches the backend but is not part of the name shown.
+    pub fn with(mut self, key: &str, value: Option<impl Into<String>>) -> Target {
+        if let Some(v) = value {
+            self.params.insert(key.to_string(), v.into());
+        }
+        self
+    }
+
+    pub fn parse(text: &str) -> Result<Target, Error> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(Error::new(
+                Kind::Usage,
+                "empty target: pass a directory or a URL such as s3://BUCKET",
+            ));
+        }
+        let Some((scheme, rest)) = text.split_once("://") else {
+            return Ok(Target::directory(text));
+        };
+        let scheme = scheme.to_ascii_lowercase();
+        let (rest, query) = match rest.split_once('?') {
+            Some((r, q)) => (r, Some(q)),
+            None => (rest, None),
+        };
+        let mut params = BTreeMap::new();
+        for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            params.insert(percent_decode(k), percent_decode(v));
+        }
+        let (host, path) = if scheme == "file" {
+            (String::new(), rest.to_string())
+        } else {
+            let (h, p) = rest.split_once('/').unwrap_or((rest, ""));
+            (h.to_string(), p.trim_start_matches('/').to_string())
+        };
+        Ok(Target {
+            url: text.to_string(),
+            scheme,
+            host,
+            path,
+            params,
+        })
+    }
+
+    /// A query parameter, rejecting unknown ones so a typo is not silently ignored.
+    pub fn check_params(&self, known: &[&str]) -> Result<(), Error> {
+        for key in self.params.keys() {
+            if !known.contains(&key.as_str()) {
+                let list = if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                };
+                return Err(Error::usage(
+                    &self.url,
+                    format!("unknown option ?{key}= (this target takes: {list})"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses `secrets` written into the URL: the URL is the target's name, shown in
+    /// listings, errors and the audit log. Secrets reach a backend as options from
+    /// tflock.toml or discovery instead (in `params`, never in `url`). `hint` says where
+    /// to put them.
+    pub fn refuse_secrets_in_url(&self, secrets: &[&str], hint: &str) -> Result<(), Error> {
+        let Some((base, query)) = self.url.split_once('?') else {
+            return Ok(());
+        };
+        for pair in query.split('&') {
+            let key = percent_decode(pair.split_once('=').map_or(pair, |(k, _)| k));
+            if secrets.contains(&key.as_str()) {
+                return Err(Error::usage(
+                    base,
+                    format!(
+                        "?{key}= on the URL would be shown in output and the audit log; {hint}"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn param(&self, key: &str) -> Option<&str> {
+        self.params
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_on_the_url_are_refused_without_echoing_them() {
+        let hint = "put it in tflock.toml";
+        let t = Target::parse("azblob://a/c?endpoint=x&access%5Fkey=c2VjcmV0").unwrap();
+        let err = t.refuse_secrets_in_url(&["access_key"], hint).unwrap_err();
+        assert_eq!(err.kind(), Kind::Usage);
+        assert_eq!(
+            err.to_string(),
+            "azblob://a/c: ?access_key= on the URL would be shown in output and the audit log; put it in tflock.toml"
+        );
+        // The same option set out of sight (tflock.toml, discovery) is fine.
+        let mut t = Target::parse("azblob://a/c?endpoint=x").unwrap();
+        t.params.insert("access_key".into(), "c2VjcmV0".into());
+        assert!(t.refuse_secrets_in_url(&["access_key"], hint).is_ok());
+    }
+
+    #[test]
+    fn debug_never_shows_param_values() {
+        let mut t = Target::parse("azblob://a/c").unwrap();
+        t.params
+            .insert("access_key".into(), "c2VjcmV0LWtleQ==".into());
+        let shown = format!("{t:?}");
+        assert!(
+            shown.contains("access_key") && !shown.contains("c2VjcmV0"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn parses_targets() {
+        let t = Target::parse("s3://bucket/team/a?region=eu-west-1&profile=ops").unwrap();
+        assert_eq!(
+            (t.scheme.as_str(), t.host.as_str(), t.path.as_str()),
+            ("s3", "bucket", "team/a")
+        );
+        assert_eq!(t.param("region"), Some("eu-west-1"));
+        let t = Target::parse("/tmp/x").unwrap();
+        assert_eq!((t.scheme.as_str(), t.path.as_str()), ("file", "/tmp/x"));
+        let t = Target::parse("file:///tmp/x").unwrap();
+        assert_eq!(t.path, "/tmp/x");
+        let t = Target::parse("azblob://acct/cont?endpoint=http%3A%2F%2F127.0.0.1%3A1").unwrap();
+        assert_eq!(t.param("endpoint"), Some("http://127.0.0.1:1"));
+        assert!(t.check_params(&["endpoint"]).is_ok());
+        assert!(t
+            .check_params(&["region"])
+            .unwrap_err()
+            .to_string()
+            .contains("?endpoint="));
+        assert!(Target::parse(" ").is_err());
+        assert_eq!(percent_decode("a%2"), "a%2");
+    }
+}

@@ -1,0 +1,46 @@
+//! `tflock wait --id ID`: until the lock is gone (exit 0) or the timeout (exit 5).
+
+use crate::cli::WaitArgs;
+use crate::inventory::list_all;
+use crate::settings::{chrono_duration, resolve};
+use crate::{exit, ui, Io, Resolver};
+use tflock_core::{ConnectOptions, Error, Kind};
+
+pub async fn run(
+    args: WaitArgs,
+    io: &mut Io<'_>,
+    resolver: &dyn Resolver,
+    opts: &ConnectOptions,
+) -> Result<i32, Error> {
+    let interval = args.interval.max(std::time::Duration::from_millis(100));
+    let deadline = std::time::Instant::now()
+        .checked_add(args.timeout)
+        .unwrap_or_else(|| {
+            std::time::Instant::now() + std::time::Duration::from_secs(86_400 * 365)
+        });
+    loop {
+        match list_all(resolve(&args.targets)?, io, resolver, opts).await {
+            Ok(listing)
+                if listing.failed == 0
+                    && !listing.entries.iter().any(|e| e.matches_id(&args.id)) =>
+            {
+                let _ = writeln!(io.out, "Lock {} is gone.", ui::safe(&args.id));
+                return Ok(exit::OK);
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == Kind::Usage => return Err(e),
+            // A failing listing proves nothing: keep waiting until the deadline.
+            Err(e) => ui::warn(io, &e),
+        }
+        if std::time::Instant::now() + interval > deadline {
+            let _ = writeln!(
+                io.err,
+                "error: lock {} is still held after {}",
+                ui::safe(&args.id),
+                crate::duration::human(chrono_duration(args.timeout))
+            );
+            return Ok(exit::ATTENTION);
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
