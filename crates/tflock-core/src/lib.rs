@@ -6,6 +6,7 @@ pub mod error;
 pub mod lock;
 pub mod lockinfo;
 pub mod store;
+pub mod text;
 
 #[cfg(feature = "memory")]
 pub mod memory;
