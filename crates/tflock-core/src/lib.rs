@@ -2,6 +2,7 @@
 //! implements, the error type with its exit codes, and (feature `testkit`) the conformance
 //! suite each backend runs against its emulator.
 
+pub mod duration;
 pub mod error;
 pub mod lock;
 pub mod lockinfo;
