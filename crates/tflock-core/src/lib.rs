@@ -6,6 +6,7 @@ pub mod duration;
 pub mod error;
 pub mod lock;
 pub mod lockinfo;
+pub mod redact;
 pub mod store;
 pub mod text;
 
