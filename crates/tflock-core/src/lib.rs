@@ -4,6 +4,7 @@
 
 pub mod duration;
 pub mod error;
+pub mod fsread;
 pub mod lock;
 pub mod lockinfo;
 pub mod redact;
