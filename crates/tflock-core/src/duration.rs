@@ -508,8 +508,11 @@ mod tests {
         #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
 
         #[test]
-        fn never_panics_on_any_text(s in any::<String>()) {
-            let _ = parse(&s).map_err(|e| e.to_string());
+        fn never_panics_on_any_text(s in crate::text::hostile_text()) {
+            if let Err(e) = parse(&s) {
+                let shown = e.to_string();
+                prop_assert!(!shown.chars().any(crate::text::needs_escape), "{:?}", shown);
+            }
         }
 
         #[test]
