@@ -5,7 +5,9 @@
 
 pub mod block;
 pub mod driver;
+pub mod duration;
 pub mod error;
+pub mod fsread;
 pub mod lock;
 pub mod lockinfo;
 pub mod redact;
