@@ -5,6 +5,7 @@
 pub mod error;
 pub mod lock;
 pub mod lockinfo;
+pub mod pasted;
 pub mod store;
 
 #[cfg(feature = "memory")]
