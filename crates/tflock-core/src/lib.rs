@@ -10,6 +10,7 @@ pub mod error;
 pub mod fsread;
 pub mod lock;
 pub mod lockinfo;
+pub mod pasted;
 pub mod redact;
 pub mod store;
 pub mod target;
