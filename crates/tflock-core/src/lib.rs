@@ -4,6 +4,7 @@
 //! suite each backend runs against its emulator.
 
 pub mod block;
+pub mod doctor;
 pub mod driver;
 pub mod duration;
 pub mod error;
@@ -22,6 +23,7 @@ pub mod memory;
 pub mod testkit;
 
 pub use block::BackendBlock;
+pub use doctor::{Finding, Fix, Repaired};
 pub use driver::{Driver, Scheme};
 pub use error::{Error, Kind};
 pub use lock::{Backend, Handle, Lock, Status};

@@ -5,13 +5,18 @@
 //! store under test), then invokes [`conformance_suite!`](crate::conformance_suite). A
 //! backend is done when every case passes.
 
-use crate::error::Kind;
+pub mod relay;
+
+use crate::error::{Error, Kind};
 use crate::lock::Lock;
 use crate::lockinfo::LockInfo;
-use crate::store::{BreakOptions, LockStore, Presence};
+use crate::store::{BreakOptions, ConnectOptions, LockStore, Presence};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use relay::{Relay, Verdict};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// One empty place (directory, table, bucket prefix, container) and the store over it.
 #[async_trait]
@@ -39,6 +44,31 @@ pub trait Place: Send + Sync {
 #[async_trait]
 pub trait Fixture: Send + Sync {
     async fn place(&self, name: &str) -> Box<dyn Place>;
+    /// For a backend reached over the network: the failure cases every such backend
+    /// shares (`conformance_suite!(fixture(); network)`). `None` for local ones.
+    fn network(&self) -> Option<&dyn Network> {
+        None
+    }
+}
+
+/// What the shared network failure cases need from a backend's fixture.
+#[async_trait]
+pub trait Network: Send + Sync {
+    /// Opens `url` with the backend's driver under `opts`.
+    async fn open(&self, url: &str, opts: &ConnectOptions) -> Result<Arc<dyn LockStore>, Error>;
+    /// Target URLs the driver must refuse as usage errors before sending anything.
+    fn bad_targets(&self) -> Vec<String>;
+    /// A target that talks to `endpoint` (`http://127.0.0.1:PORT`).
+    fn target_at(&self, endpoint: &str) -> String;
+    /// A target on the emulator whose bucket, table or container does not exist, and the
+    /// name its error must mention.
+    fn missing(&self) -> (String, String);
+    /// The emulator's endpoint (`http://127.0.0.1:PORT`), which relays forward to. `None`
+    /// for a backend that is not spoken over HTTP (no relay cases then).
+    fn emulator(&self) -> Option<String>;
+    /// A fresh place whose store talks to the emulator through `endpoint` (a relay),
+    /// while the place sets up and reads locks directly.
+    async fn place_via(&self, name: &str, endpoint: &str) -> Box<dyn Place>;
 }
 
 /// Returns the value of `var` (an emulator endpoint), or `None` after printing why the
@@ -453,10 +483,162 @@ pub async fn recheck_tells_same_other_and_gone(f: &dyn Fixture) {
     assert_eq!(store.recheck(&retaken).await.ok(), Some(Presence::Gone));
 }
 
+fn network(f: &dyn Fixture) -> &dyn Network {
+    f.network()
+        .expect("this backend runs the network cases: its Fixture must provide network()")
+}
+
+fn quick(secs: u64) -> ConnectOptions {
+    ConnectOptions {
+        timeout: Duration::from_secs(secs),
+        ..ConnectOptions::default()
+    }
+}
+
+/// Opens and lists `url`, returning the error and how long it took.
+async fn list_err(n: &dyn Network, url: &str, opts: &ConnectOptions) -> (Error, Duration) {
+    let started = Instant::now();
+    let result = match n.open(url, opts).await {
+        Ok(store) => store.list().await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => panic!("{url}: listing succeeded, an error was expected"),
+        Err(e) => (e, started.elapsed()),
+    }
+}
+
+/// Malformed targets are usage errors (exit 2), before anything is sent.
+pub async fn network_bad_targets_are_usage_errors(f: &dyn Fixture) {
+    let n = network(f);
+    let bad = n.bad_targets();
+    assert!(!bad.is_empty(), "name at least one bad target");
+    for url in bad {
+        let (e, _) = list_err(n, &url, &quick(2)).await;
+        assert_eq!(e.kind(), Kind::Usage, "{url}: {e}");
+        assert!(!e.to_string().contains('\n'), "{e}");
+    }
+}
+
+/// Nothing listens: unreachable, said in one line, within the request timeout.
+pub async fn network_closed_port_fails_fast(f: &dyn Fixture) {
+    let n = network(f);
+    let url = n.target_at(&relay::closed_port());
+    let (e, took) = list_err(n, &url, &quick(2)).await;
+    assert_eq!(e.kind(), Kind::Unreachable, "{e}");
+    assert!(took < Duration::from_secs(3), "took {took:?}: {e}");
+    assert!(!e.to_string().contains('\n'), "{e}");
+}
+
+/// An endpoint that accepts and never answers: a timeout within the request timeout
+/// (retries included) plus a second.
+pub async fn network_silent_endpoint_times_out(f: &dyn Fixture) {
+    let n = network(f);
+    let silent = relay::silent_endpoint().await;
+    let url = n.target_at(&silent.url);
+    let (e, took) = list_err(n, &url, &quick(1)).await;
+    assert_eq!(e.kind(), Kind::Timeout, "{e}");
+    assert!(took < Duration::from_secs(2), "took {took:?}: {e}");
+}
+
+/// A missing bucket, table or container: an operational error that names it.
+pub async fn network_missing_place_is_named(f: &dyn Fixture) {
+    let n = network(f);
+    let (url, name) = n.missing();
+    let (e, _) = list_err(n, &url, &quick(5)).await;
+    assert!(is_operational(&e), "{e:?}");
+    assert!(e.to_string().contains(&name), "{e}");
+}
+
+/// The delete was applied and its reply lost: never sent again; a second read proves the
+/// lock gone. Not applied and no reply: a failure saying the lock is still there.
+pub async fn http_lost_reply_is_settled_by_reading_again(f: &dyn Fixture) {
+    let n = network(f);
+    let Some(emulator) = n.emulator() else { return };
+    let relay = Relay::start(&emulator).await;
+    let place = n.place_via("lost", &relay.url).await;
+    let id = place
+        .hold(
+            "default",
+            &sample_info("OperationTypeApply", &place.path_of("default")),
+        )
+        .await;
+    let before = place.untouchables().await;
+    let locks = list(place.as_ref()).await;
+    let lock = find(&locks, &id).clone();
+
+    relay.next_write(Verdict::Drop);
+    match place
+        .store()
+        .break_lock(&lock, &BreakOptions::default())
+        .await
+    {
+        Err(e) if is_operational(&e) && e.kind() != Kind::OutcomeUnknown => {
+            assert!(e.to_string().contains("still there"), "{e}")
+        }
+        other => panic!("an unanswered delete that was not applied must fail, got {other:?}"),
+    }
+    assert_eq!(place.current("default").await.as_deref(), Some(id.as_str()));
+
+    relay.next_write(Verdict::LoseReply);
+    relay.clear();
+    let broken = place
+        .store()
+        .break_lock(&lock, &BreakOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("a delete whose reply was lost must be confirmed: {e}"));
+    assert!(broken.confirmed_by_reread, "{broken:?}");
+    assert_eq!(place.current("default").await, None);
+    let writes: Vec<_> = relay.seen().into_iter().filter(|s| s.is_write()).collect();
+    assert_eq!(
+        writes.len(),
+        1,
+        "the destructive request was sent again: {writes:?}"
+    );
+    assert_eq!(place.untouchables().await, before);
+}
+
+/// A precondition failure without an error code is "changed", never a plain failure.
+pub async fn http_bare_412_is_changed(f: &dyn Fixture) {
+    let n = network(f);
+    let Some(emulator) = n.emulator() else { return };
+    let relay = Relay::start(&emulator).await;
+    let place = n.place_via("bare412", &relay.url).await;
+    let id = place
+        .hold(
+            "default",
+            &sample_info("OperationTypeApply", &place.path_of("default")),
+        )
+        .await;
+    let locks = list(place.as_ref()).await;
+    let lock = find(&locks, &id).clone();
+    relay.next_write(Verdict::Answer(412, String::new()));
+    match place
+        .store()
+        .break_lock(&lock, &BreakOptions::default())
+        .await
+    {
+        Err(e) if e.kind() == Kind::Changed => {}
+        other => panic!("a bare 412 must be Changed, got {other:?}"),
+    }
+    assert_eq!(place.current("default").await.as_deref(), Some(id.as_str()));
+}
+
 /// Generates one `#[tokio::test]` per conformance case. `$fixture` is an async
 /// expression giving `Option<impl Fixture>` (`None` = emulator absent, already reported).
+/// `; network` adds the cases every backend reached over the network must pass.
 #[macro_export]
 macro_rules! conformance_suite {
+    ($fixture:expr; network) => {
+        $crate::conformance_suite!($fixture);
+        mod network_conformance {
+            use super::*;
+            $crate::conformance_suite!(@cases $fixture;
+                network_bad_targets_are_usage_errors, network_closed_port_fails_fast,
+                network_silent_endpoint_times_out, network_missing_place_is_named,
+                http_lost_reply_is_settled_by_reading_again, http_bare_412_is_changed);
+        }
+    };
     ($fixture:expr) => {
         mod conformance {
             use super::*;

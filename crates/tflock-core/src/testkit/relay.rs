@@ -1,0 +1,297 @@
+//! A loopback HTTP/1.1 relay in front of an emulator, for fault tests every HTTP backend
+//! shares: it records each request, and can lose the reply of a request (after or
+//! instead of forwarding it), answer it itself, or strip headers (a store that ignores a
+//! precondition). One request per connection (`Connection: close` both ways), which every
+//! HTTP client handles and which keeps the framing simple.
+//!
+//! Also: [`closed_port`] (nothing listens) and [`silent_endpoint`] (accepts, never answers).
+
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// A request as the relay saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    pub method: String,
+    /// Path and query.
+    pub target: String,
+    /// Header names lower-cased.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Seen {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    /// Anything but GET and HEAD.
+    pub fn is_write(&self) -> bool {
+        !matches!(self.method.as_str(), "GET" | "HEAD")
+    }
+}
+
+/// What the relay does with one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Forward it and return the answer.
+    Forward,
+    /// Forward it without these headers (lower-case names).
+    ForwardWithout(Vec<String>),
+    /// Forward it, wait for the answer, and close the client's connection without it:
+    /// the request was applied and its reply lost.
+    LoseReply,
+    /// Close the client's connection without forwarding: never applied, no reply.
+    Drop,
+    /// Answer with this status and body; the emulator never sees the request.
+    Answer(u16, String),
+}
+
+type Rule = dyn Fn(&Seen) -> Verdict + Send + Sync;
+
+/// A running relay; stops when dropped.
+pub struct Relay {
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    rule: Arc<Mutex<Arc<Rule>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Relay {
+    /// Starts a relay to `upstream` (`http://127.0.0.1:PORT`) that forwards everything.
+    pub async fn start(upstream: &str) -> Relay {
+        let upstream = upstream
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a loopback port for the relay");
+        let url = format!("http://{}", listener.local_addr().expect("local addr"));
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let rule: Arc<Mutex<Arc<Rule>>> =
+            Arc::new(Mutex::new(Arc::new(|_: &Seen| Verdict::Forward)));
+        let (s, r) = (seen.clone(), rule.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((conn, _)) = listener.accept().await {
+                let (s, r, up) = (s.clone(), r.clone(), upstream.clone());
+                tokio::spawn(async move {
+                    let _ = serve(conn, &up, &s, &r).await;
+                });
+            }
+        });
+        Relay {
+            url,
+            seen,
+            rule,
+            task,
+        }
+    }
+
+    /// Replaces the rule deciding what happens to each request from now on.
+    pub fn set_rule(&self, rule: impl Fn(&Seen) -> Verdict + Send + Sync + 'static) {
+        *self.rule.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(rule);
+    }
+
+    /// The first write request (not GET/HEAD) from now on gets `verdict`; the rest are
+    /// forwarded.
+    pub fn next_write(&self, verdict: Verdict) {
+        let once = Mutex::new(Some(verdict));
+        self.set_rule(move |seen| {
+            if seen.is_write() {
+                if let Some(v) = once.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                    return v;
+                }
+            }
+            Verdict::Forward
+        });
+    }
+
+    /// Every request seen so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Forgets the requests seen so far.
+    pub fn clear(&self) {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+}
+
+/// A loopback port nothing listens on: connections are refused at once.
+pub fn closed_port() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    let addr = l.local_addr().expect("local addr");
+    drop(l);
+    format!("http://{addr}")
+}
+
+/// A loopback endpoint that accepts connections and never answers; stops when dropped.
+pub struct Silent {
+    pub url: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Silent {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub async fn silent_endpoint() -> Silent {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a loopback port");
+    let url = format!("http://{}", listener.local_addr().expect("local addr"));
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = listener.accept().await {
+            held.push(conn);
+        }
+    });
+    Silent { url, task }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Reads one HTTP message head (up to the blank line) and its body, by Content-Length or
+/// chunked framing, or to EOF for a response without either.
+async fn read_message(
+    conn: &mut TcpStream,
+    is_response: bool,
+) -> std::io::Result<(String, Vec<u8>)> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    let head_end = loop {
+        if let Some(i) = find(&buf, b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = conn.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let mut body = buf[head_end..].to_vec();
+    let header = |name: &str| {
+        head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_string())
+        })
+    };
+    if let Some(len) = header("content-length").and_then(|v| v.parse::<usize>().ok()) {
+        while body.len() < len {
+            let n = conn.read(&mut chunk).await?;
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..n]);
+        }
+    } else if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        while find(&body, b"0\r\n\r\n").is_none() {
+            let n = conn.read(&mut chunk).await?;
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..n]);
+        }
+    } else if is_response {
+        let no_body = head.starts_with("HTTP/1.1 204") || head.starts_with("HTTP/1.1 304");
+        if !no_body {
+            conn.read_to_end(&mut body).await?;
+        }
+    }
+    Ok((head, body))
+}
+
+/// The head with `Connection: close` and without `drop` headers.
+fn rewrite_head(head: &str, drop: &[String]) -> String {
+    let mut out = String::new();
+    for (i, line) in head.split("\r\n").enumerate() {
+        if line.is_empty() {
+            continue;
+        }
+        if i > 0 {
+            let name = line
+                .split(':')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            if name == "connection" || drop.contains(&name) {
+                continue;
+            }
+        }
+        out.push_str(line);
+        out.push_str("\r\n");
+    }
+    out.push_str("Connection: close\r\n\r\n");
+    out
+}
+
+async fn serve(
+    mut client: TcpStream,
+    upstream: &str,
+    seen: &Mutex<Vec<Seen>>,
+    rule: &Mutex<Arc<Rule>>,
+) -> std::io::Result<()> {
+    let (head, body) = read_message(&mut client, false).await?;
+    let mut lines = head.split("\r\n");
+    let mut first = lines.next().unwrap_or_default().split(' ');
+    let request = Seen {
+        method: first.next().unwrap_or_default().to_string(),
+        target: first.next().unwrap_or_default().to_string(),
+        headers: lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect(),
+    };
+    seen.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(request.clone());
+    let verdict = {
+        let rule = rule.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        rule(&request)
+    };
+    let drop_headers = match &verdict {
+        Verdict::Drop => return Ok(()),
+        Verdict::Answer(status, text) => {
+            let reply = format!(
+                "HTTP/1.1 {status} Relay\r\nContent-Length: {}\r\nContent-Type: application/xml\r\nConnection: close\r\n\r\n{text}",
+                text.len()
+            );
+            return client.write_all(reply.as_bytes()).await;
+        }
+        Verdict::ForwardWithout(h) => h.clone(),
+        Verdict::Forward | Verdict::LoseReply => Vec::new(),
+    };
+    let mut up = TcpStream::connect(upstream).await?;
+    up.write_all(rewrite_head(&head, &drop_headers).as_bytes())
+        .await?;
+    up.write_all(&body).await?;
+    let (rhead, rbody) = read_message(&mut up, true).await?;
+    if verdict == Verdict::LoseReply {
+        return Ok(());
+    }
+    client
+        .write_all(rewrite_head(&rhead, &[]).as_bytes())
+        .await?;
+    client.write_all(&rbody).await
+}
