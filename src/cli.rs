@@ -135,10 +135,15 @@ pub struct ListArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(group(ArgGroup::new("what").required(true).args(["query", "from_error"])))]
 pub struct InspectArgs {
     /// A lock ID (as Terraform printed it) or a state path.
     #[arg(value_name = "ID|STATE-PATH")]
-    pub query: String,
+    pub query: Option<String>,
+    /// Find the lock named in a pasted `Error acquiring the state lock` output (a file, or
+    /// - for stdin): colour, -no-color, -json and CI-log forms are all read.
+    #[arg(long, value_name = "FILE|-")]
+    pub from_error: Option<PathBuf>,
     #[command(flatten)]
     pub targets: TargetArgs,
     /// Print JSON instead of text.
@@ -147,11 +152,15 @@ pub struct InspectArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(group(ArgGroup::new("which").required(true).args(["id", "stale"])))]
+#[command(group(ArgGroup::new("which").required(true).args(["id", "stale", "from_error"])))]
 pub struct BreakArgs {
     /// The ID of the lock to break (as `tflock list` or Terraform printed it).
     #[arg(long, value_name = "ID")]
     pub id: Option<String>,
+    /// Break the lock named in a pasted `Error acquiring the state lock` output (a file,
+    /// or - for stdin), matched by ID and path.
+    #[arg(long, value_name = "FILE|-")]
+    pub from_error: Option<PathBuf>,
     /// Break every stale lock in the targets (see --older-than, --max).
     #[arg(long)]
     pub stale: bool,

@@ -46,8 +46,8 @@ pub fn locate(explicit: Option<&Path>) -> Result<Option<PathBuf>, Error> {
 
 /// Named targets, in file order of their names (sorted).
 pub fn load(path: &Path) -> Result<BTreeMap<String, Target>, Error> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| usage(format!("{}: cannot read ({e})", path.display())))?;
+    let text = tflock_core::fsread::read_text_bounded(path, tflock_core::fsread::CONFIG_MAX)
+        .map_err(|e| usage(e.to_string()))?;
     parse(&text, &path.display().to_string())
 }
 

@@ -8,7 +8,13 @@
 use crate::backends::drivers;
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
+use tflock_core::fsread::{read_text_bounded, ReadErrorKind, CONFIG_MAX};
 use tflock_core::{BackendBlock, Error, Kind, Target};
+
+/// A path for a message (a file name can hold control characters).
+fn safe_path(p: &Path) -> String {
+    tflock_core::text::escape_control(&p.display().to_string()).into_owned()
+}
 
 /// The result of discovery for one working directory.
 pub struct Discovery {
@@ -90,13 +96,27 @@ fn backend_block(dir: &Path) -> Result<BackendBlock, Error> {
         dir: dir.to_path_buf(),
     };
     let initialised = dir.join(".terraform").join("terraform.tfstate");
-    if let Ok(text) = std::fs::read_to_string(&initialised) {
+    // Only an absent file falls back to the configuration: an unreadable or corrupt one
+    // is an error, or tflock would look in the wrong place and say "no locks".
+    let recorded = match read_text_bounded(&initialised, CONFIG_MAX) {
+        Ok(text) => Some(text),
+        Err(e) if e.kind() == ReadErrorKind::NotFound => None,
+        Err(e) => {
+            return Err(Error::new(
+                Kind::Usage,
+                format!("{e}; fix it or run terraform init again"),
+            ))
+        }
+    };
+    if let Some(text) = recorded {
         let v: Value = serde_json::from_str(&text).map_err(|e| {
             Error::new(
                 Kind::Usage,
                 format!(
-                    "{}: not valid JSON ({e}); run terraform init again",
-                    initialised.display()
+                    "{}: not valid JSON (line {}, column {}); run terraform init again",
+                    safe_path(&initialised),
+                    e.line(),
+                    e.column()
                 ),
             )
         })?;

@@ -12,7 +12,6 @@ pub mod cli;
 mod commands;
 mod config;
 mod discover;
-mod duration;
 pub mod exit;
 mod inventory;
 mod settings;

@@ -9,14 +9,15 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tflock_core::{Error, Kind, Lock, Status, Target};
 
-/// Durations on the command line: `90s`, `15m`, `1h30m`, `2d`.
+/// Durations on the command line: `90s`, `15m`, `1h30m`, `2d` (the workspace's one
+/// parser: range-checked, never a panic).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    crate::duration::parse(text).map(|d| d.to_std().unwrap_or_default())
+    tflock_core::duration::parse(text).map_err(|e| e.to_string())
 }
 
-/// A std duration as chrono's, saturating (flags are range-checked when parsed).
+/// A std duration as chrono's, saturating.
 pub fn chrono_duration(d: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+    tflock_core::duration::to_chrono(d)
 }
 
 /// The time and threshold a command judges locks by.
@@ -60,7 +61,7 @@ pub fn resolve(args: &TargetArgs) -> Result<Scope, Error> {
     let mut targets = Vec::new();
     for t in &args.targets {
         let target = Target::parse(t)?;
-        let selector = vec!["-t".to_string(), t.clone()];
+        let selector = vec!["-t".to_string(), target.url.clone()];
         targets.push(Resolved { target, selector });
     }
     let explicit_config = !args.names.is_empty() || args.config.is_some();

@@ -952,3 +952,99 @@ fn a_break_while_another_target_failed_is_not_plain_success() {
         r.err
     );
 }
+
+/// A pasted lock error (colour, box, CI timestamps) for a lock.
+fn pasted(id: &str, path: &str) -> String {
+    let block = format!(
+        "Lock Info:\n  ID:        {id}\n  Path:      {path}\n  Operation: OperationTypeApply\n  Who:       ci@runner-1\n  Version:   1.11.4\n  Created:   2026-12-01 10:00:00.462280312 +0000 UTC\n  Info:      \n"
+    );
+    let mut text = String::from("\u{1b}[31m╷\u{1b}[0m\u{1b}[0m\n\u{1b}[31m│\u{1b}[0m \u{1b}[0m\u{1b}[1m\u{1b}[31mError: \u{1b}[0m\u{1b}[0m\u{1b}[1mError acquiring the state lock\u{1b}[0m\n\u{1b}[31m│\u{1b}[0m \u{1b}[0m\n\u{1b}[31m│\u{1b}[0m \u{1b}[0mError message: operation error S3: PutObject, https response error StatusCode:\n\u{1b}[31m│\u{1b}[0m \u{1b}[0m412, PreconditionFailed\n");
+    for line in block.lines() {
+        text.push_str(&format!("\u{1b}[31m│\u{1b}[0m \u{1b}[0m{line}\n"));
+    }
+    text.push_str("\u{1b}[31m│\u{1b}[0m \u{1b}[0m\n\u{1b}[31m│\u{1b}[0m \u{1b}[0mTerraform acquires a state lock to protect the state from being written\n\u{1b}[31m╵\u{1b}[0m\u{1b}[0m\n");
+    text.lines()
+        .map(|l| format!("2026-12-01T10:00:01.0000000Z {l}\r\n"))
+        .collect()
+}
+
+#[test]
+fn from_error_finds_and_breaks_the_pasted_lock() {
+    // A path no backend claims (the local backend's), so "gone" is the only explanation.
+    let (stores, mem) = one_store("memory://a");
+    mem.hold(
+        "/w/.terraform.tfstate.lock.info",
+        &info(ID, chrono::Duration::hours(2))
+            .replace("bucket/app/terraform.tfstate", "terraform.tfstate"),
+    );
+    let file = stores.1.path().join("ci.log");
+    std::fs::write(&file, pasted(ID, "terraform.tfstate")).unwrap();
+    let f = file.display().to_string();
+    let r = run(
+        &stores,
+        &["inspect", "--from-error", &f, "-t", "memory://a"],
+    );
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert!(r.out.contains(&format!("Lock {ID} (stale)")), "{}", r.out);
+    // From stdin, with --yes (stdin is the paste, so there is no one to ask).
+    let text = pasted(ID, "terraform.tfstate");
+    let r = run_with(
+        &stores,
+        &["break", "--from-error", "-", "-t", "memory://a", "--yes"],
+        &text,
+        false,
+    );
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert!(mem.locks().is_empty());
+    assert_eq!(stores.audit().len(), 1);
+    // Pasted again: already gone, exit 3, says so.
+    let r = run(
+        &stores,
+        &["break", "--from-error", &f, "-t", "memory://a", "--yes"],
+    );
+    assert_eq!(r.code, 3, "{}", r.err);
+    assert!(r.err.contains("is gone"), "{}", r.err);
+}
+
+#[test]
+fn from_error_names_a_retaken_state_and_a_target_to_add() {
+    let (stores, _) = stale_store();
+    let file = stores.1.path().join("ci.log");
+    // The same state, locked by another lock now.
+    std::fs::write(
+        &file,
+        pasted(
+            "aaaaaaaa-0000-0000-0000-000000000000",
+            "bucket/app/terraform.tfstate",
+        ),
+    )
+    .unwrap();
+    let f = file.display().to_string();
+    let r = run(
+        &stores,
+        &["break", "--from-error", &f, "-t", "memory://a", "--yes"],
+    );
+    assert_eq!(r.code, 4, "{}", r.err);
+    assert!(r.err.contains("locked again by another lock"), "{}", r.err);
+    assert!(r.err.contains(ID), "{}", r.err);
+    // A gcs lock: the path says where to look.
+    std::fs::write(
+        &file,
+        pasted("1795691440789684", "gs://tf-state/team/app/default.tflock"),
+    )
+    .unwrap();
+    let r = run(
+        &stores,
+        &["inspect", "--from-error", &f, "-t", "memory://a"],
+    );
+    assert_eq!(r.code, 3, "{}", r.err);
+    assert!(r.err.contains("add -t gs://tf-state/team/app"), "{}", r.err);
+    // Not a lock error at all.
+    std::fs::write(&file, "Apply complete! Resources: 1 added.\n").unwrap();
+    let r = run(
+        &stores,
+        &["inspect", "--from-error", &f, "-t", "memory://a"],
+    );
+    assert_eq!(r.code, 2, "{}", r.err);
+    assert!(r.err.contains("Lock Info"), "{}", r.err);
+}

@@ -123,14 +123,24 @@ pub async fn run(
     if args.stale {
         return break_stale(&args, io, resolver, opts).await;
     }
-    let id = args.id.clone().unwrap_or_default();
     let ctx = Ctx::new(args.targets.stale_after);
+    let pasted = match &args.from_error {
+        Some(from) => Some(super::pasted::read(from, io)?),
+        None => None,
+    };
     let listing = list_all(resolve(&args.targets)?, io, resolver, opts).await?;
-    let found: Vec<&Entry> = listing
-        .entries
-        .iter()
-        .filter(|e| e.matches_id(&id))
-        .collect();
+    let found: Vec<&Entry> = match &pasted {
+        Some(p) => vec![super::pasted::find(&listing, p)?],
+        None => {
+            let id = args.id.as_deref().unwrap_or_default();
+            listing
+                .entries
+                .iter()
+                .filter(|e| e.matches_id(id))
+                .collect()
+        }
+    };
+    let id = args.id.clone().unwrap_or_default();
     let entry = match found.as_slice() {
         [] => return Err(listing.not_found("ID", &id)),
         [one] => *one,

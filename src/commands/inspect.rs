@@ -15,22 +15,40 @@ pub async fn run(
     opts: &ConnectOptions,
 ) -> Result<i32, Error> {
     let ctx = Ctx::new(args.targets.stale_after);
+    let pasted = match &args.from_error {
+        Some(from) => Some(super::pasted::read(from, io)?),
+        None => None,
+    };
     let listing = list_all(resolve(&args.targets)?, io, resolver, opts).await?;
-    let mut found: Vec<&Entry> = listing
-        .entries
-        .iter()
-        .filter(|e| e.matches_id(&args.query))
-        .collect();
-    if found.is_empty() {
-        found = listing
-            .entries
-            .iter()
-            .filter(|e| e.matches_path(&args.query))
-            .collect();
-    }
-    if found.is_empty() {
-        return Err(listing.not_found("ID or state path", &args.query));
-    }
+    let found: Vec<&Entry> = match (&pasted, args.query.as_deref()) {
+        (Some(p), _) => vec![super::pasted::find(&listing, p)?],
+        (None, Some(query)) => {
+            let by_id: Vec<&Entry> = listing
+                .entries
+                .iter()
+                .filter(|e| e.matches_id(query))
+                .collect();
+            let found = if by_id.is_empty() {
+                listing
+                    .entries
+                    .iter()
+                    .filter(|e| e.matches_path(query))
+                    .collect()
+            } else {
+                by_id
+            };
+            if found.is_empty() {
+                return Err(listing.not_found("ID or state path", query));
+            }
+            found
+        }
+        (None, None) => {
+            return Err(Error::new(
+                tflock_core::Kind::Usage,
+                "name the lock: an ID, a state path, or --from-error FILE",
+            ))
+        }
+    };
     if args.json {
         write_with(io, |out| render::write_json_list(out, &found, &ctx))?;
     } else {

@@ -5,6 +5,7 @@
 mod break_cmd;
 mod inspect;
 mod list;
+mod pasted;
 mod wait;
 
 use crate::cli::{Cli, Command};

@@ -37,7 +37,7 @@ pub async fn run(
                 io.err,
                 "error: lock {} is still held after {}",
                 ui::safe(&args.id),
-                crate::duration::human(chrono_duration(args.timeout))
+                tflock_core::duration::human(chrono_duration(args.timeout))
             );
             return Ok(exit::ATTENTION);
         }

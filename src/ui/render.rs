@@ -15,7 +15,7 @@ fn age(entry: &Entry, ctx: &Ctx) -> String {
     entry
         .lock()
         .age(ctx.now)
-        .map(crate::duration::human)
+        .map(tflock_core::duration::human)
         .unwrap_or_else(|| "?".into())
 }
 
@@ -199,14 +199,14 @@ pub fn details(e: &Entry, ctx: &Ctx) -> String {
         ),
         Status::Active => format!(
             "holder not visible; younger than --stale-after {}",
-            crate::duration::human(ctx.stale_after)
+            tflock_core::duration::human(ctx.stale_after)
         ),
         Status::Stale if l.held == Some(false) => {
             "no process holds it: a leftover from a crashed run".into()
         }
         Status::Stale => format!(
             "holder not visible; older than --stale-after {}",
-            crate::duration::human(ctx.stale_after)
+            tflock_core::duration::human(ctx.stale_after)
         ),
         Status::Foreign => {
             "locked without Terraform lock metadata (another tool, or a crash mid-lock)".into()

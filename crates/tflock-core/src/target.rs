@@ -31,6 +31,34 @@ impl std::fmt::Debug for Target {
     }
 }
 
+/// Option names whose values are harmless to show in a target's name; every other value
+/// on a URL (a SAS signature, a token pasted by mistake) is shown as `***`.
+pub const SHOWN_OPTIONS: &[&str] = &[
+    "region",
+    "endpoint",
+    "profile",
+    "segments",
+    "key",
+    "workspace_key_prefix",
+    "bucket",
+    "prefix",
+    "nested",
+    "environment",
+    "use_azuread_auth",
+    "use_path_style",
+    "s3_endpoint",
+    "sts_endpoint",
+    "schema_name",
+    "table_name",
+    "sslmode",
+    "scheme",
+    "namespace",
+    "secret_suffix",
+    "context",
+    "path",
+    "datacenter",
+];
+
 impl Target {
     /// A plain directory (the local backend).
     pub fn directory(dir: &str) -> Target {
@@ -63,6 +91,15 @@ impl Target {
         let Some((scheme, rest)) = text.split_once("://") else {
             return Ok(Target::directory(text));
         };
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        if let Some((userinfo, _)) = authority.rsplit_once('@') {
+            if userinfo.contains(':') {
+                return Err(Error::usage(
+                    crate::redact::url(text),
+                    "a password in the URL would be shown in output and the audit log; put credentials in tflock.toml or the backend's environment variables",
+                ));
+            }
+        }
         let scheme = scheme.to_ascii_lowercase();
         let (rest, query) = match rest.split_once('?') {
             Some((r, q)) => (r, Some(q)),
@@ -80,7 +117,8 @@ impl Target {
             (h.to_string(), p.trim_start_matches('/').to_string())
         };
         Ok(Target {
-            url: text.to_string(),
+            // The name shown everywhere: values that may be secret are masked.
+            url: crate::redact::url_keeping(text, SHOWN_OPTIONS),
             scheme,
             host,
             path,
@@ -160,6 +198,30 @@ mod tests {
         let mut t = Target::parse("azblob://a/c?endpoint=x").unwrap();
         t.params.insert("access_key".into(), "c2VjcmV0".into());
         assert!(t.refuse_secrets_in_url(&["access_key"], hint).is_ok());
+    }
+
+    #[test]
+    fn secrets_on_a_url_are_never_part_of_its_name() {
+        // A pasted SAS: the values are masked in the name shown everywhere.
+        let t =
+            Target::parse("azblob://a/c?sv=2024-01-01&sig=S3CR3TSIG&endpoint=http://127.0.0.1:1")
+                .unwrap();
+        assert!(!t.url.contains("S3CR3TSIG"), "{}", t.url);
+        assert!(t.url.contains("endpoint=http://127.0.0.1:1"), "{}", t.url);
+        let err = t.check_params(&["endpoint"]).unwrap_err().to_string();
+        assert!(!err.contains("S3CR3TSIG") && err.contains("?sig="), "{err}");
+        // A password in the URL is refused without being echoed.
+        for url in [
+            "s3://AKIAXXXX:S3CR3TSIG@bucket",
+            "https://user:S3CR3TSIG@gitlab.example/g/p",
+            "pg://tf:S3CR3TSIG@127.0.0.1:5432/db",
+        ] {
+            let e = Target::parse(url).unwrap_err();
+            assert_eq!(e.kind(), Kind::Usage, "{url}");
+            assert!(!e.to_string().contains("S3CR3TSIG"), "{e}");
+        }
+        // A user without a password is fine (pg://user@host).
+        assert!(Target::parse("pg://tf@127.0.0.1/db").is_ok());
     }
 
     #[test]
