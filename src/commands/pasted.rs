@@ -69,7 +69,7 @@ pub fn find<'a>(listing: &'a Listing, want: &PastedLock) -> Result<&'a Entry, Er
                     here(),
                     ui::safe(&want.path),
                     ui::safe(other.lock().name()),
-                    ui::safe(&other.lock().info.as_ref().map_or("?", |i| &i.who))
+                    ui::safe(other.lock().info.as_ref().map_or("?", |i| &i.who))
                 ),
             )
             .with_hint("run `tflock inspect` on it before doing anything"));
