@@ -26,7 +26,9 @@ fn usage(message: impl Into<String>) -> Error {
 /// `$XDG_CONFIG_HOME/tflock/config.toml` (`~/.config/...`). `None` when there is none.
 pub fn locate(explicit: Option<&Path>) -> Result<Option<PathBuf>, Error> {
     if let Some(p) = explicit {
-        if !p.is_file() {
+        // Anything there is read (and refused with the reason if it is not a regular
+        // file); only a missing file is "not found".
+        if std::fs::symlink_metadata(p).is_err() {
             return Err(usage(format!("{}: config file not found", p.display())));
         }
         return Ok(Some(p.to_path_buf()));

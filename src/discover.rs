@@ -79,7 +79,7 @@ fn current_workspace(dir: &Path) -> String {
             return ws.trim().to_string();
         }
     }
-    std::fs::read_to_string(dir.join(".terraform").join("environment"))
+    read_text_bounded(&dir.join(".terraform").join("environment"), 4096)
         .ok()
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
@@ -146,24 +146,33 @@ fn backend_block(dir: &Path) -> Result<BackendBlock, Error> {
         .collect();
     files.sort();
     for file in files {
-        let text = std::fs::read_to_string(&file).map_err(|e| {
-            Error::new(
-                Kind::Usage,
-                format!("{}: cannot read ({e})", file.display()),
-            )
-        })?;
+        let text = read_text_bounded(&file, CONFIG_MAX)
+            .map_err(|e| Error::new(Kind::Usage, e.to_string()))?;
+        // Errors name the file, line and column, never the source text: a backend block
+        // holds keys and tokens.
         let parsed: Value = if file.to_string_lossy().ends_with(".json") {
             serde_json::from_str(&text).map_err(|e| {
                 Error::new(
                     Kind::Usage,
-                    format!("{}: not valid JSON ({e})", file.display()),
+                    format!(
+                        "{}:{}:{}: not valid JSON",
+                        safe_path(&file),
+                        e.line(),
+                        e.column()
+                    ),
                 )
             })?
         } else {
             hcl::from_str(&text).map_err(|e| {
+                let at = match &e {
+                    hcl::Error::Parse(p) => {
+                        format!(":{}:{}", p.location().line(), p.location().column())
+                    }
+                    _ => String::new(),
+                };
                 Error::new(
                     Kind::Usage,
-                    format!("{}: cannot parse HCL: {e}", file.display()),
+                    format!("{}{at}: cannot parse HCL", safe_path(&file)),
                 )
             })?
         };

@@ -62,11 +62,12 @@ pub struct Listing {
 }
 
 impl Listing {
-    /// The targets as shown: `s3://b, dynamodb://t`.
+    /// The targets as shown: `s3://b, dynamodb://t` (escaped: a name can come from a
+    /// config file in a repository).
     pub fn names(&self) -> String {
         self.targets
             .iter()
-            .map(|t| t.url.as_str())
+            .map(|t| crate::ui::safe(&t.url))
             .collect::<Vec<_>>()
             .join(", ")
     }
