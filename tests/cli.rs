@@ -1048,3 +1048,89 @@ fn from_error_names_a_retaken_state_and_a_target_to_add() {
     assert_eq!(r.code, 2, "{}", r.err);
     assert!(r.err.contains("Lock Info"), "{}", r.err);
 }
+
+#[test]
+fn each_half_of_a_lock_is_reported_and_audited_on_its_own() {
+    // Migration mode: the lockfile was re-taken meanwhile (its break is refused), the
+    // DynamoDB row is removed. Output and audit say exactly that, per location.
+    let text = info(ID, chrono::Duration::hours(2));
+    let s3 = Arc::new(MemoryStore::new("memory://s3"));
+    let mut file = s3
+        .lock_at("s3://bucket/app/terraform.tfstate.tflock")
+        .with_info_text(&text);
+    file.backend = Backend::new("s3");
+    s3.put(file);
+    let ddb = Arc::new(MemoryStore::new("memory://ddb"));
+    let mut row = ddb
+        .lock_at("dynamodb://locks/bucket/app/terraform.tfstate")
+        .with_info_text(&text);
+    row.backend = Backend::new("dynamodb");
+    ddb.put(row);
+    let mut stores = Stores::default();
+    stores
+        .0
+        .insert("memory://s3".into(), Arc::new(Racing(s3.clone())));
+    stores.0.insert("memory://ddb".into(), ddb.clone());
+    let r = run(
+        &stores,
+        &[
+            "break",
+            "--id",
+            ID,
+            "-t",
+            "memory://s3",
+            "-t",
+            "memory://ddb",
+            "--yes",
+        ],
+    );
+    assert_eq!(r.code, 4, "{}{}", r.out, r.err);
+    assert!(
+        r.out
+            .contains("removed dynamodb://locks/bucket/app/terraform.tfstate"),
+        "{}",
+        r.out
+    );
+    assert!(!r.out.contains("has been broken"), "{}", r.out);
+    assert!(
+        r.err.contains("(this location was not removed)") && !r.err.contains("nothing was removed"),
+        "{}",
+        r.err
+    );
+    assert!(r.err.contains("only partly removed"), "{}", r.err);
+    let audit = stores.audit();
+    let outcomes: Vec<(&str, &str)> = audit
+        .iter()
+        .map(|r| {
+            (
+                r["location"].as_str().unwrap(),
+                r["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("s3://bucket/app/terraform.tfstate.tflock", "changed"),
+            ("dynamodb://locks/bucket/app/terraform.tfstate", "removed"),
+        ]
+    );
+    assert!(ddb.locks().is_empty());
+    assert_eq!(s3.locks()[0].id, "77777777-8888-9999-aaaa-bbbbbbbbbbbb");
+}
+
+#[test]
+fn a_lost_reply_is_settled_by_a_second_read() {
+    let (stores, mem) = stale_store();
+    mem.lose_next_reply();
+    let r = run(&stores, &["break", "--id", ID, "-t", "memory://a", "--yes"]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert!(
+        r.err.contains("a second read confirmed the lock is gone"),
+        "{}",
+        r.err
+    );
+    assert!(mem.locks().is_empty());
+    assert_eq!(mem.break_calls(), 1, "the delete was not sent again");
+    assert_eq!(stores.audit()[0]["outcome"], "removed");
+}
