@@ -1,15 +1,16 @@
 //! `tflock break --id ID` and `tflock break --stale`: confirmation, then for every
 //! location of a lock an audited compare-and-delete, each reported on its own.
 
+use super::App;
 use super::{partial_exit, write_out};
 use crate::audit::{self, AuditLog, Outcome};
 use crate::cli::BreakArgs;
-use crate::inventory::{list_all, Entry, Half, Listing};
-use crate::settings::{chrono_duration, resolve, Ctx};
+use crate::inventory::{Entry, Half, Listing};
+use crate::settings::{chrono_duration, Ctx};
 use crate::ui::{prompt, render, safe};
-use crate::{exit, ui, Io, Resolver};
+use crate::{exit, ui, Io};
 use std::collections::HashSet;
-use tflock_core::{check_breakable, BreakOptions, ConnectOptions, Error, Guard, Kind, Status};
+use tflock_core::{check_breakable, BreakOptions, Error, Guard, Kind, Status};
 
 /// One break run: the audit log, and which stores' guards were already reported.
 struct Breaker {
@@ -114,21 +115,16 @@ impl Breaker {
     }
 }
 
-pub async fn run(
-    args: BreakArgs,
-    io: &mut Io<'_>,
-    resolver: &dyn Resolver,
-    opts: &ConnectOptions,
-) -> Result<i32, Error> {
+pub async fn run(args: BreakArgs, app: &mut App<'_, '_>) -> Result<i32, Error> {
     if args.stale {
-        return break_stale(&args, io, resolver, opts).await;
+        return break_stale(&args, app).await;
     }
     let ctx = Ctx::new(args.targets.stale_after);
     let pasted = match &args.from_error {
-        Some(from) => Some(super::pasted::read(from, io)?),
+        Some(from) => Some(super::pasted::read(from, app.io)?),
         None => None,
     };
-    let listing = list_all(resolve(&args.targets)?, io, resolver, opts).await?;
+    let listing = app.list(&args.targets).await?;
     let found: Vec<&Entry> = match &pasted {
         Some(p) => vec![super::pasted::find(&listing, p)?],
         None => {
@@ -172,17 +168,17 @@ pub async fn run(
         summary.push_str(&format!("  {}\n", safe(&h.lock.location)));
     }
     if args.dry_run {
-        write_out(io, &format!("{summary}Dry run: nothing was changed.\n"))?;
+        write_out(app.io, &format!("{summary}Dry run: nothing was changed.\n"))?;
         return Ok(exit::OK);
     }
-    let _ = io.err.write_all(summary.as_bytes());
+    let _ = app.io.err.write_all(summary.as_bytes());
     let warn = if status == Status::Active {
         " It is NOT stale: its holder may still be running."
     } else {
         ""
     };
     prompt::confirm(
-        io,
+        app.io,
         args.yes,
         &entry.lock().target,
         &format!("Break lock {}?{warn}", safe(entry.lock().name())),
@@ -193,17 +189,17 @@ pub async fn run(
         warned: HashSet::new(),
         audit_failed: false,
     };
-    let outcome = breaker.break_entry(entry, io).await?;
+    let outcome = breaker.break_entry(entry, app.io).await?;
     let code = match outcome {
         EntryOutcome::Broken => {
             let _ = writeln!(
-                io.out,
+                app.io.out,
                 "Lock {} has been broken.",
                 safe(entry.lock().name())
             );
             // A target that could not be listed may hold another half of this lock
             // (a DynamoDB row beside a lockfile): say so, and do not report plain success.
-            partial_exit(&listing, io)
+            partial_exit(&listing, app.io)
         }
         EntryOutcome::Failed(e) => exit::of(&e),
     };
@@ -214,19 +210,14 @@ pub async fn run(
     })
 }
 
-async fn break_stale(
-    args: &BreakArgs,
-    io: &mut Io<'_>,
-    resolver: &dyn Resolver,
-    opts: &ConnectOptions,
-) -> Result<i32, Error> {
+async fn break_stale(args: &BreakArgs, app: &mut App<'_, '_>) -> Result<i32, Error> {
     let mut ctx = Ctx::new(args.targets.stale_after);
     let min_age = args.older_than.map(chrono_duration);
     // --older-than is the operator saying how old is stale for this run.
     if let Some(min) = min_age {
         ctx.stale_after = min;
     }
-    let listing: Listing = list_all(resolve(&args.targets)?, io, resolver, opts).await?;
+    let listing: Listing = app.list(&args.targets).await?;
     let chosen: Vec<&Entry> = listing
         .entries
         .iter()
@@ -234,15 +225,15 @@ async fn break_stale(
         .collect();
     if chosen.is_empty() {
         write_out(
-            io,
+            app.io,
             &format!("No stale locks to break. Looked in: {}\n", listing.names()),
         )?;
-        return Ok(partial_exit(&listing, io));
+        return Ok(partial_exit(&listing, app.io));
     }
-    let table = render::table(&chosen, &ctx, io.color);
+    let table = render::table(&chosen, &ctx, app.io.color);
     if let Some(max) = args.max {
         if chosen.len() > max {
-            let _ = io.err.write_all(table.as_bytes());
+            let _ = app.io.err.write_all(table.as_bytes());
             return Err(Error::refused(
                 listing.names(),
                 format!(
@@ -254,17 +245,17 @@ async fn break_stale(
     }
     if args.dry_run {
         write_out(
-            io,
+            app.io,
             &format!(
                 "{table}Dry run: would break {} stale lock(s); nothing was changed.\n",
                 chosen.len()
             ),
         )?;
-        return Ok(partial_exit(&listing, io));
+        return Ok(partial_exit(&listing, app.io));
     }
-    let _ = io.err.write_all(table.as_bytes());
+    let _ = app.io.err.write_all(table.as_bytes());
     prompt::confirm(
-        io,
+        app.io,
         args.yes,
         &listing.names(),
         &format!("Break these {} stale lock(s)?", chosen.len()),
@@ -277,7 +268,7 @@ async fn break_stale(
     };
     let (mut broken, mut changed, mut refused, mut failed) = (0, 0, 0, 0);
     for entry in chosen {
-        match breaker.break_entry(entry, io).await {
+        match breaker.break_entry(entry, app.io).await {
             Ok(EntryOutcome::Broken) => broken += 1,
             Ok(EntryOutcome::Failed(e)) => match e.kind() {
                 Kind::Changed => changed += 1,
@@ -287,7 +278,7 @@ async fn break_stale(
             // The intent could not be recorded: stop, nothing more is broken.
             Err(e) => {
                 let _ = writeln!(
-                    io.out,
+                    app.io.out,
                     "broken {broken}, changed {changed}, refused {refused}, failed {failed} (stopped)"
                 );
                 return Err(e);
@@ -295,7 +286,7 @@ async fn break_stale(
         }
     }
     let _ = writeln!(
-        io.out,
+        app.io.out,
         "broken {broken}, changed {changed}, refused {refused}, failed {failed}"
     );
     Ok(

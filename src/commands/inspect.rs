@@ -1,25 +1,21 @@
 //! `tflock inspect ID|STATE-PATH`: everything known about a lock, and how to break it.
 
+use super::App;
 use super::{partial_exit, write_out, write_with};
 use crate::cli::InspectArgs;
-use crate::inventory::{list_all, Entry};
-use crate::settings::{resolve, Ctx};
+use crate::inventory::Entry;
+use crate::settings::Ctx;
 use crate::ui::render;
-use crate::{Io, Resolver};
-use tflock_core::{ConnectOptions, Error};
 
-pub async fn run(
-    args: InspectArgs,
-    io: &mut Io<'_>,
-    resolver: &dyn Resolver,
-    opts: &ConnectOptions,
-) -> Result<i32, Error> {
+use tflock_core::Error;
+
+pub async fn run(args: InspectArgs, app: &mut App<'_, '_>) -> Result<i32, Error> {
     let ctx = Ctx::new(args.targets.stale_after);
     let pasted = match &args.from_error {
-        Some(from) => Some(super::pasted::read(from, io)?),
+        Some(from) => Some(super::pasted::read(from, app.io)?),
         None => None,
     };
-    let listing = list_all(resolve(&args.targets)?, io, resolver, opts).await?;
+    let listing = app.list(&args.targets).await?;
     let found: Vec<&Entry> = match (&pasted, args.query.as_deref()) {
         (Some(p), _) => vec![super::pasted::find(&listing, p)?],
         (None, Some(query)) => {
@@ -50,14 +46,14 @@ pub async fn run(
         }
     };
     if args.json {
-        write_with(io, |out| render::write_json_list(out, &found, &ctx))?;
+        write_with(app.io, |out| render::write_json_list(out, &found, &ctx))?;
     } else {
         let text = found
             .iter()
             .map(|e| render::details(e, &ctx) + &render::break_hint(e))
             .collect::<Vec<_>>()
             .join("\n");
-        write_out(io, &text)?;
+        write_out(app.io, &text)?;
     }
-    Ok(partial_exit(&listing, io))
+    Ok(partial_exit(&listing, app.io))
 }

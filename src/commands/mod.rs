@@ -8,31 +8,52 @@ mod list;
 mod pasted;
 mod wait;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, TargetArgs};
+use crate::inventory::{list_all, Listing};
+use crate::settings::resolve;
 use crate::{exit, ui, Io, Resolver};
 use tflock_core::{ConnectOptions, Error, Kind};
+
+/// What every command works with: where it reads and writes, how targets are opened, and
+/// the connection settings resolved from the flags.
+pub struct App<'a, 'io> {
+    pub io: &'a mut Io<'io>,
+    pub resolver: &'a dyn Resolver,
+    pub opts: ConnectOptions,
+}
+
+impl App<'_, '_> {
+    /// Resolves the command's targets and lists them all.
+    pub async fn list(&mut self, targets: &TargetArgs) -> Result<Listing, Error> {
+        list_all(resolve(targets)?, self.io, self.resolver, &self.opts).await
+    }
+}
 
 /// Marks an error as "stdout was closed by its reader" (`tflock list | head -1`): the
 /// command ends quietly with 0, as ripgrep does.
 const CLOSED_STDOUT: &str = "<stdout closed>";
 
 pub async fn dispatch(cli: Cli, io: &mut Io<'_>, resolver: &dyn Resolver) -> i32 {
-    let opts = ConnectOptions {
-        timeout: cli.request_timeout,
-        concurrency: cli.concurrency,
+    let mut app = App {
+        io,
+        resolver,
+        opts: ConnectOptions {
+            timeout: cli.request_timeout,
+            concurrency: cli.concurrency,
+        },
     };
     let result = match cli.command {
-        Command::List(a) => list::run(a, io, resolver, &opts).await,
-        Command::Inspect(a) => inspect::run(a, io, resolver, &opts).await,
-        Command::Break(a) => break_cmd::run(a, io, resolver, &opts).await,
-        Command::Wait(a) => wait::run(a, io, resolver, &opts).await,
+        Command::List(a) => list::run(a, &mut app).await,
+        Command::Inspect(a) => inspect::run(a, &mut app).await,
+        Command::Break(a) => break_cmd::run(a, &mut app).await,
+        Command::Wait(a) => wait::run(a, &mut app).await,
         Command::Completions { shell } => {
             let mut cmd = crate::cli::command();
-            clap_complete::generate(shell, &mut cmd, "tflock", io.out);
+            clap_complete::generate(shell, &mut cmd, "tflock", app.io.out);
             Ok(exit::OK)
         }
         Command::Man => clap_mangen::Man::new(crate::cli::command())
-            .render(io.out)
+            .render(app.io.out)
             .map(|_| exit::OK)
             .or_else(|e| stdout_error(e).map(|_| exit::OK)),
     };
@@ -40,7 +61,7 @@ pub async fn dispatch(cli: Cli, io: &mut Io<'_>, resolver: &dyn Resolver) -> i32
         Ok(code) => code,
         Err(e) if e.target() == Some(CLOSED_STDOUT) => exit::OK,
         Err(e) => {
-            ui::error(io, &e);
+            ui::error(app.io, &e);
             exit::of(&e)
         }
     }
