@@ -148,50 +148,9 @@ fn backend_block(dir: &Path) -> Result<BackendBlock, Error> {
     for file in files {
         let text = read_text_bounded(&file, CONFIG_MAX)
             .map_err(|e| Error::new(Kind::Usage, e.to_string()))?;
-        // Errors name the file, line and column, never the source text: a backend block
-        // holds keys and tokens.
-        let parsed: Value = if file.to_string_lossy().ends_with(".json") {
-            serde_json::from_str(&text).map_err(|e| {
-                Error::new(
-                    Kind::Usage,
-                    format!(
-                        "{}:{}:{}: not valid JSON",
-                        safe_path(&file),
-                        e.line(),
-                        e.column()
-                    ),
-                )
-            })?
-        } else {
-            hcl::from_str(&text).map_err(|e| {
-                let at = match &e {
-                    hcl::Error::Parse(p) => {
-                        format!(":{}:{}", p.location().line(), p.location().column())
-                    }
-                    _ => String::new(),
-                };
-                Error::new(
-                    Kind::Usage,
-                    format!("{}{at}: cannot parse HCL", safe_path(&file)),
-                )
-            })?
-        };
-        for terraform in as_list(parsed.get("terraform")) {
-            for backend in as_list(terraform.get("backend")) {
-                if let Some((kind, body)) = backend.as_object().and_then(|m| m.iter().next()) {
-                    let config = as_list(Some(body))
-                        .into_iter()
-                        .next()
-                        .and_then(Value::as_object)
-                        .cloned()
-                        .unwrap_or_default();
-                    return Ok(block(
-                        kind.clone(),
-                        config,
-                        format!("backend \"{kind}\" block in {}", file.display()),
-                    ));
-                }
-            }
+        if let Some((kind, config)) = backend_in(&text, &file)? {
+            let source = format!("backend \"{kind}\" block in {}", file.display());
+            return Ok(block(kind, config, source));
         }
     }
     Ok(block(
@@ -199,6 +158,52 @@ fn backend_block(dir: &Path) -> Result<BackendBlock, Error> {
         Map::new(),
         format!("{} (no backend configured: local)", dir.display()),
     ))
+}
+
+/// The `terraform { backend "TYPE" { ... } }` block in one `*.tf` / `*.tf.json` file's
+/// text: its type and settings. Errors name the file, line and column, never the source
+/// text: a backend block holds keys and tokens.
+pub fn backend_in(text: &str, file: &Path) -> Result<Option<(String, Map<String, Value>)>, Error> {
+    let parsed: Value = if file.to_string_lossy().ends_with(".json") {
+        serde_json::from_str(text).map_err(|e| {
+            Error::new(
+                Kind::Usage,
+                format!(
+                    "{}:{}:{}: not valid JSON",
+                    safe_path(file),
+                    e.line(),
+                    e.column()
+                ),
+            )
+        })?
+    } else {
+        hcl::from_str(text).map_err(|e| {
+            let at = match &e {
+                hcl::Error::Parse(p) => {
+                    format!(":{}:{}", p.location().line(), p.location().column())
+                }
+                _ => String::new(),
+            };
+            Error::new(
+                Kind::Usage,
+                format!("{}{at}: cannot parse HCL", safe_path(file)),
+            )
+        })?
+    };
+    for terraform in as_list(parsed.get("terraform")) {
+        for backend in as_list(terraform.get("backend")) {
+            if let Some((kind, body)) = backend.as_object().and_then(|m| m.iter().next()) {
+                let config = as_list(Some(body))
+                    .into_iter()
+                    .next()
+                    .and_then(Value::as_object)
+                    .cloned()
+                    .unwrap_or_default();
+                return Ok(Some((kind.clone(), config)));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// HCL blocks decode to objects, JSON configs may use arrays of them: accept both.

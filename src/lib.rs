@@ -23,6 +23,36 @@ use std::io::{BufRead, Write};
 
 pub use backends::{DefaultResolver, Resolver};
 
+/// Entry points for the fuzz targets in `fuzz/` (the same code paths the commands use).
+#[doc(hidden)]
+pub mod fuzzing {
+    use tflock_core::BackendBlock;
+
+    /// `tflock.toml` text -> named targets.
+    pub fn config(text: &str) {
+        let _ = crate::config::parse(text, "tflock.toml");
+    }
+
+    /// A `*.tf` (`json`: `*.tf.json`) file's text -> its backend block -> the targets of
+    /// every driver that reads that backend type.
+    pub fn backend_block(text: &str, json: bool) {
+        let file = std::path::Path::new(if json { "main.tf.json" } else { "main.tf" });
+        if let Ok(Some((kind, config))) = crate::discover::backend_in(text, file) {
+            let block = BackendBlock {
+                kind,
+                config,
+                source: "fuzz".into(),
+                dir: ".".into(),
+            };
+            for d in crate::backends::drivers() {
+                if d.terraform_backends().contains(&block.kind.as_str()) {
+                    let _ = d.discover(&block);
+                }
+            }
+        }
+    }
+}
+
 /// Where the command reads and writes: the real terminal, or buffers in tests.
 pub struct Io<'a> {
     pub out: &'a mut dyn Write,
