@@ -160,10 +160,13 @@ fn backend_block(dir: &Path) -> Result<BackendBlock, Error> {
     ))
 }
 
+/// A backend type and its settings.
+pub type Settings = (String, Map<String, Value>);
+
 /// The `terraform { backend "TYPE" { ... } }` block in one `*.tf` / `*.tf.json` file's
 /// text: its type and settings. Errors name the file, line and column, never the source
 /// text: a backend block holds keys and tokens.
-pub fn backend_in(text: &str, file: &Path) -> Result<Option<(String, Map<String, Value>)>, Error> {
+pub fn backend_in(text: &str, file: &Path) -> Result<Option<Settings>, Error> {
     let parsed: Value = if file.to_string_lossy().ends_with(".json") {
         serde_json::from_str(text).map_err(|e| {
             Error::new(
