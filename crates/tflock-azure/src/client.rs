@@ -2,9 +2,10 @@
 //! used for listing and per-blob clients sharing the same transport, retry budget and
 //! credential.
 
-use crate::credentials::{self, Auth};
-use crate::shared_key::SharedKeyPolicy;
-use crate::transport;
+mod transport;
+
+use crate::auth::shared_key::SharedKeyPolicy;
+use crate::auth::{self, Auth};
 use azure_core::credentials::TokenCredential;
 use azure_core::http::{ClientOptions, RetryOptions, Url};
 use azure_storage_blob::{
@@ -104,14 +105,14 @@ impl Clients {
                 _ => return Err(usage(format!("use_azuread_auth={v} is not true or false"))),
             },
         };
-        let given = credentials::Given {
+        let given = auth::Given {
             endpoint: target.param("endpoint"),
             access_key: target.param("access_key"),
             sas_token: target.param("sas_token"),
             environment: target.param("environment"),
             use_azuread_auth,
         };
-        let creds = credentials::resolve(&account, given, env).map_err(usage)?;
+        let creds = auth::resolve(&account, given, env).map_err(usage)?;
         let mut client_options = transport::client_options(opts, env).map_err(usage)?;
 
         let mut container_url = creds.endpoint.clone();

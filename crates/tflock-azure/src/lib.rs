@@ -7,20 +7,19 @@
 //! lease that carries no Terraform metadata. See docs/backends/azure.md.
 //!
 //! The SDK types stay inside this crate: callers only see [`open`].
-
 //!
-//! Files: `store.rs` (list, break), `naming.rs` (metadata and blob names), `client.rs`,
-//! `credentials.rs`, `shared_key.rs` and `transport.rs` (endpoint, auth, timeouts),
-//! `error.rs`, `discover.rs` (the `backend "azurerm"` block).
+//! Files: `store.rs` (list, break), `naming.rs` (metadata and blob names), `auth.rs`
+//! (which credential and endpoint; `auth/shared_key.rs` signs with an account key),
+//! `client.rs` (the SDK clients; `client/transport.rs`: HTTP client, timeouts, CAs),
+//! `error.rs` (storage errors to tflock errors), `discover.rs` (the driver and the
+//! `backend "azurerm"` block).
 
+mod auth;
 mod client;
-mod credentials;
 mod discover;
 mod error;
 mod naming;
-mod shared_key;
 mod store;
-mod transport;
 
 /// Takes leases and writes lock metadata the way Terraform does, for tests and the
 /// benchmark seeder: never in release builds.

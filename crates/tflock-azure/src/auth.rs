@@ -13,6 +13,8 @@
 //! Resolution is pure (an env lookup function in, a plan out) so it is tested without
 //! touching the process environment; [`Credentials::token_credential`] builds the SDK object.
 
+pub(crate) mod shared_key;
+
 use azure_core::credentials::{Secret, TokenCredential};
 use azure_core::http::{ClientOptions, Url};
 use azure_identity::{
@@ -31,7 +33,7 @@ const DEV_KEY: &str =
 
 /// How requests are authorized.
 pub(crate) enum Auth {
-    /// Account key, signed by [`crate::shared_key::SharedKeyPolicy`].
+    /// Account key, signed by [`shared_key::SharedKeyPolicy`].
     SharedKey(Secret),
     /// A SAS token (query string without `?`), appended to every URL.
     Sas(Secret),
