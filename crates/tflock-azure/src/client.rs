@@ -113,7 +113,8 @@ impl Clients {
             use_azuread_auth,
         };
         let creds = auth::resolve(&account, given, env).map_err(usage)?;
-        let mut client_options = transport::client_options(opts, env).map_err(usage)?;
+        let mut client_options =
+            transport::client_options(opts, &creds.endpoint, env).map_err(usage)?;
 
         let mut container_url = creds.endpoint.clone();
         container_url.set_query(None);

@@ -49,7 +49,7 @@ pub(crate) fn storage(target: &str, what: &str, e: &azure_core::Error) -> Error 
     let cause = root_cause(e as &(dyn std::error::Error + 'static));
     let kind = match e.kind() {
         ErrorKind::Credential => Kind::Unauthenticated,
-        _ if cause.contains("timed out") || cause.contains("deadline") => Kind::Timeout,
+        _ if timed_out(e) => Kind::Timeout,
         _ => Kind::Unreachable,
     };
     let hint = match e.kind() {
@@ -66,6 +66,27 @@ pub(crate) fn storage(target: &str, what: &str, e: &azure_core::Error) -> Error 
     Error::new(kind, format!("{what}: {cause}"))
         .at(target)
         .with_hint(hint)
+}
+
+/// No answer in time: our deadline over the whole request, or the HTTP client's own
+/// connect or per-try timeout.
+fn timed_out(e: &azure_core::Error) -> bool {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = next {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::TimedOut {
+                return true;
+            }
+        }
+        if err
+            .downcast_ref::<reqwest::Error>()
+            .is_some_and(reqwest::Error::is_timeout)
+        {
+            return true;
+        }
+        next = err.source();
+    }
+    false
 }
 
 /// The error of a destructive request, sent once. A response below 500 (or a 503) applied
