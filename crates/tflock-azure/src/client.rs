@@ -6,6 +6,7 @@ mod transport;
 
 use crate::auth::shared_key::SharedKeyPolicy;
 use crate::auth::{self, Auth};
+use crate::error;
 use azure_core::credentials::TokenCredential;
 use azure_core::http::{ClientOptions, RetryOptions, Url};
 use azure_storage_blob::{
@@ -202,6 +203,17 @@ impl Clients {
     /// Where a blob lives, as shown to users (never with a SAS).
     pub(crate) fn location(&self, name: &str) -> String {
         Self::blob_url(&self.container_url, name).to_string()
+    }
+
+    /// `what` failed with the SDK error `e`: one line naming the target, with a hint.
+    pub(crate) fn fail(&self, what: &str, e: &azure_core::Error) -> Error {
+        error::storage(&self.target, what, e)
+    }
+
+    /// The same for a destructive request sent once: a failure that may have been
+    /// applied is [`tflock_core::Kind::OutcomeUnknown`].
+    pub(crate) fn fail_once(&self, what: &str, e: &azure_core::Error) -> Error {
+        error::destructive(&self.target, what, e)
     }
 
     /// A client for one blob; `once`: no retries (destructive requests).

@@ -127,6 +127,14 @@ fn hint_for(code: &str) -> &'static str {
     }
 }
 
+/// A request conditioned on a lease id, refused because another lease holds the blob:
+/// `LeaseIdMismatchWithBlobOperation` (409 on Azure, 412 on Azurite), or
+/// `...WithLeaseOperation` for a lease action.
+pub(crate) fn is_other_lease(e: &azure_core::Error) -> bool {
+    matches!(status_of(e), Some(409 | 412))
+        && code_of(e).is_some_and(|c| c.starts_with("LeaseIdMismatch"))
+}
+
 /// Is this the service saying the lease or the blob is no longer what was read?
 pub(crate) fn is_changed(e: &azure_core::Error) -> bool {
     let code = code_of(e).unwrap_or_default();
@@ -200,6 +208,21 @@ mod tests {
         assert!(!is_changed(&http(
             StatusCode::Forbidden,
             Some("AuthorizationFailure")
+        )));
+        // Another lease: 409 on Azure, 412 on Azurite; a stale ETag is not that.
+        for status in [StatusCode::Conflict, StatusCode::PreconditionFailed] {
+            assert!(is_other_lease(&http(
+                status,
+                Some("LeaseIdMismatchWithBlobOperation")
+            )));
+        }
+        assert!(!is_other_lease(&http(
+            StatusCode::PreconditionFailed,
+            Some("LeaseNotPresentWithBlobOperation")
+        )));
+        assert!(!is_other_lease(&http(
+            StatusCode::PreconditionFailed,
+            Some("ConditionNotMet")
         )));
     }
 }

@@ -7,80 +7,15 @@
 //! Needs `TFLOCK_TEST_AZURITE=http://127.0.0.1:PORT`, `TFLOCK_TEST_AZURE_ACCOUNT` and
 //! `TFLOCK_TEST_AZURE_KEY` (scripts/test sets them).
 
+mod support;
+
 use async_trait::async_trait;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::{base64_of, blob_of, fixture, Azurite, STATE};
 use tflock_azure::testing::{open_with_env, Harness};
 use tflock_core::testkit::{require_env, sample_info, Fixture, Network, Place};
 use tflock_core::{BreakOptions, ConnectOptions, Error, LockInfo, LockStore, Status, Target};
-
-const STATE: &[u8] = br#"{"version":4,"terraform_version":"1.11.4","serial":3,"lineage":"6f1c","outputs":{},"resources":[]}"#;
-
-#[derive(Clone)]
-struct Azurite {
-    endpoint: String,
-    account: String,
-    key: String,
-}
-
-impl Azurite {
-    fn env(&self) -> impl Fn(&str) -> Option<String> {
-        let key = self.key.clone();
-        move |k: &str| (k == "ARM_ACCESS_KEY").then(|| key.clone())
-    }
-
-    fn target(&self, container: &str) -> Target {
-        self.target_via(container, &self.endpoint)
-    }
-
-    /// `container` reached through `endpoint` (the emulator, or a relay in front of it).
-    fn target_via(&self, container: &str, endpoint: &str) -> Target {
-        Target::parse(&format!(
-            "azblob://{}/{container}?endpoint={}/{}",
-            self.account,
-            endpoint.trim_end_matches('/'),
-            self.account
-        ))
-        .unwrap()
-    }
-
-    fn opts() -> ConnectOptions {
-        ConnectOptions {
-            timeout: Duration::from_secs(5),
-            ..Default::default()
-        }
-    }
-
-    fn harness(&self, container: &str) -> Harness {
-        Harness::connect_with_env(&self.target(container), &Self::opts(), &self.env()).unwrap()
-    }
-
-    fn store(&self, container: &str) -> Arc<dyn LockStore> {
-        open_with_env(&self.target(container), &Self::opts(), &self.env()).unwrap()
-    }
-
-    /// A fresh container, unique per case and per run.
-    async fn container(&self, name: &str) -> String {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let container = format!(
-            "{}-{}-{}",
-            name.to_ascii_lowercase(),
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        );
-        self.harness(&container).create_container().await.unwrap();
-        container
-    }
-}
-
-fn blob_of(state: &str) -> String {
-    if state == "default" {
-        "terraform.tfstate".into()
-    } else {
-        format!("terraform.tfstateenv:{state}")
-    }
-}
 
 struct AzPlace {
     store: Arc<dyn LockStore>,
@@ -186,16 +121,6 @@ impl Network for Azurite {
             container,
         })
     }
-}
-
-async fn fixture() -> Option<Azurite> {
-    let endpoint = require_env("TFLOCK_TEST_AZURITE", "Azurite (blob)")?;
-    Some(Azurite {
-        endpoint: endpoint.trim_end_matches('/').to_string(),
-        account: std::env::var("TFLOCK_TEST_AZURE_ACCOUNT").unwrap_or_else(|_| "tflockacct".into()),
-        key: std::env::var("TFLOCK_TEST_AZURE_KEY")
-            .expect("TFLOCK_TEST_AZURE_KEY with TFLOCK_TEST_AZURITE"),
-    })
 }
 
 tflock_core::conformance_suite!(fixture(); network);
@@ -345,26 +270,6 @@ async fn undecodable_metadata_is_listed_and_not_broken_without_the_flag() {
         .unwrap();
     assert_eq!(h.current("notb64.tfstate").await.unwrap(), None);
     assert_eq!(store.list().await.unwrap().len(), 1);
-}
-
-fn base64_of(s: &str) -> String {
-    // Test-side encoder, independent of the crate's.
-    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let b = s.as_bytes();
-    let mut out = String::new();
-    for chunk in b.chunks(3) {
-        let n = (chunk[0] as u32) << 16
-            | (*chunk.get(1).unwrap_or(&0) as u32) << 8
-            | *chunk.get(2).unwrap_or(&0) as u32;
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 #[tokio::test]
