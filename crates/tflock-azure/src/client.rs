@@ -6,13 +6,14 @@ mod transport;
 
 use crate::auth::shared_key::SharedKeyPolicy;
 use crate::auth::{self, Auth};
-use crate::error;
+use crate::error::{self, Redactor};
 use azure_core::credentials::TokenCredential;
 use azure_core::http::{ClientOptions, RetryOptions, Url};
 use azure_storage_blob::{
     BlobClient, BlobClientOptions, BlobContainerClient, BlobContainerClientOptions,
 };
 use std::sync::Arc;
+use tflock_core::text::escape_control;
 use tflock_core::{ConnectOptions, Error, Target};
 
 pub(crate) struct Clients {
@@ -32,6 +33,8 @@ pub(crate) struct Clients {
     once_options: BlobClientOptions,
     credential: Option<Arc<dyn TokenCredential>>,
     pub container_client: BlobContainerClient,
+    /// Blanks the credential in any text that came from the SDK.
+    pub redact: Redactor,
 }
 
 /// Terraform's `metadata_host` (or `ARM_METADATA_HOSTNAME`) asks a custom cloud's metadata
@@ -50,9 +53,17 @@ fn refuse_metadata_host(
         None => Ok(()),
         Some((name, host)) => Err(format!(
             "{name}={} is set: tflock cannot read a custom cloud's metadata host yet; pass the account's blob endpoint as ?endpoint=https://ACCOUNT.blob.SUFFIX (or tflock.toml endpoint = ...)",
-            host.trim()
+            escape_control(host.trim())
         )),
     }
+}
+
+/// Azure's rule for storage account names.
+fn is_account_name(name: &str) -> bool {
+    (3..=24).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
 
 impl Clients {
@@ -97,13 +108,26 @@ impl Clients {
             ));
         }
         let usage = |m: String| Error::usage(&target.url, m);
+        // The account becomes the host `ACCOUNT.blob.core.windows.net`: a name from a
+        // backend block such as `evil.example#` would send the credential elsewhere.
+        if !is_account_name(&account) {
+            return Err(usage(format!(
+                "{} is not a storage account name (3 to 24 lowercase letters and digits)",
+                escape_control(&account)
+            )));
+        }
         refuse_metadata_host(target.param("metadata_host"), env).map_err(usage)?;
         let use_azuread_auth = match target.param("use_azuread_auth") {
             None => None,
             Some(v) => match v.trim().to_ascii_lowercase().as_str() {
                 "true" | "1" => Some(true),
                 "false" | "0" => Some(false),
-                _ => return Err(usage(format!("use_azuread_auth={v} is not true or false"))),
+                _ => {
+                    return Err(usage(format!(
+                        "use_azuread_auth={} is not true or false",
+                        escape_control(v)
+                    )))
+                }
             },
         };
         let given = auth::Given {
@@ -135,9 +159,10 @@ impl Clients {
             Auth::Sas(sas) => request_url.set_query(Some(sas.secret())),
             Auth::Entra(_) => {}
         }
+        let redact = Redactor::new(creds.secrets(env));
         let credential = creds
             .token_credential(env, &client_options)
-            .map_err(|m| Error::backend(&target.url, m))?;
+            .map_err(|m| Error::backend(&target.url, redact.text(&m)))?;
         let container_options = BlobContainerClientOptions {
             client_options: client_options.clone(),
             ..Default::default()
@@ -150,7 +175,7 @@ impl Clients {
         .map_err(|e| {
             Error::backend(
                 &target.url,
-                format!("cannot create the container client: {e}"),
+                redact.text(&format!("cannot create the container client: {e}")),
             )
         })?;
         Ok(Clients {
@@ -174,6 +199,7 @@ impl Clients {
             },
             credential,
             container_client,
+            redact,
         })
     }
 
@@ -207,13 +233,13 @@ impl Clients {
 
     /// `what` failed with the SDK error `e`: one line naming the target, with a hint.
     pub(crate) fn fail(&self, what: &str, e: &azure_core::Error) -> Error {
-        error::storage(&self.target, what, e)
+        error::storage(&self.target, what, e, &self.redact)
     }
 
     /// The same for a destructive request sent once: a failure that may have been
     /// applied is [`tflock_core::Kind::OutcomeUnknown`].
     pub(crate) fn fail_once(&self, what: &str, e: &azure_core::Error) -> Error {
-        error::destructive(&self.target, what, e)
+        error::destructive(&self.target, what, e, &self.redact)
     }
 
     /// A client for one blob; `once`: no retries (destructive requests).
@@ -231,7 +257,8 @@ impl Clients {
         .map_err(|e| {
             Error::backend(
                 &self.target,
-                format!("cannot create a client for blob {name}: {e}"),
+                self.redact
+                    .text(&format!("cannot create a client for blob {name}: {e}")),
             )
         })
     }

@@ -26,17 +26,39 @@ pub(crate) fn other_metadata(metadata: &HashMap<String, String>) -> HashMap<Stri
         .collect()
 }
 
+/// Azure's limit for all of a blob's metadata (names and values): a longer value did not
+/// come from Azure, and is not decoded.
+pub(crate) const MAX_VALUE: usize = 8 * 1024;
+
 /// Decodes a `terraformlockid` value to the LockInfo JSON text, or says why it cannot.
 pub(crate) fn decode(value: &str) -> Result<String, String> {
     let value = value.trim();
     if value.is_empty() {
         return Err("blob metadata terraformlockid is empty".into());
     }
+    if value.len() > MAX_VALUE {
+        return Err(format!(
+            "blob metadata terraformlockid is {} bytes, more than the 8 KiB Azure allows for all of a blob's metadata",
+            value.len()
+        ));
+    }
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(value)
         .map_err(|e| format!("blob metadata terraformlockid is not base64 ({e})"))?;
     String::from_utf8(bytes)
         .map_err(|_| "blob metadata terraformlockid is not UTF-8 text once decoded".to_string())
+}
+
+/// Whether `id` can be a lease id: a GUID (Terraform proposes its lock IDs, 8-4-4-4-12
+/// hex, as lease ids; Azure refuses anything that is not a GUID).
+pub(crate) fn is_lease_id(id: &str) -> bool {
+    let inner = id
+        .strip_prefix('{')
+        .and_then(|s| s.strip_suffix('}'))
+        .unwrap_or(id);
+    inner.len() <= 36
+        && inner.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+        && inner.bytes().filter(u8::is_ascii_hexdigit).count() == 32
 }
 
 #[cfg(any(test, feature = "testing"))]
@@ -71,6 +93,31 @@ mod tests {
                 .unwrap_err()
                 .contains("UTF-8")
         );
+    }
+
+    #[test]
+    fn huge_values_are_not_decoded() {
+        let json = format!(r#"{{"ID":"x","Info":"{}"}}"#, "a".repeat(MAX_VALUE));
+        let err = decode(&encode(&json)).unwrap_err();
+        assert!(err.contains("more than the 8 KiB"), "{err}");
+        assert!(decode(&encode(r#"{"ID":"x"}"#)).is_ok());
+    }
+
+    #[test]
+    fn lease_ids_are_guids() {
+        assert!(is_lease_id("cd24335b-1181-d45c-3332-48dff0945500"));
+        assert!(is_lease_id("{CD24335B-1181-D45C-3332-48DFF0945500}"));
+        assert!(is_lease_id("cd24335b1181d45c333248dff0945500"));
+        for bad in [
+            "",
+            "not-a-guid",
+            "cd24335b-1181-d45c-3332-48dff0945500\r\nx-ms-lease-action: break",
+            "cd24335b-1181-d45c-3332-48dff094550",
+            "cd24335b-1181-d45c-3332-48dff0945500-0",
+            "cd24335b-1181-d45c-3332-48dff094550g",
+        ] {
+            assert!(!is_lease_id(bad), "{bad:?}");
+        }
     }
 
     #[test]

@@ -109,8 +109,16 @@ impl AzureStore {
             Some(Ok(json)) => {
                 lock = lock.with_info_text(&json);
                 if lock.info_error.is_none() {
-                    // Terraform proposes LockInfo.ID as the lease id: they are one.
-                    lease_id = Some(lock.id.clone());
+                    if naming::is_lease_id(&lock.id) {
+                        // Terraform proposes LockInfo.ID as the lease id: they are one.
+                        lease_id = Some(lock.id.clone());
+                    } else {
+                        // Never sent as a lease id header: the lease is someone else's.
+                        lock.info_error = Some(
+                            "the lock ID is not a GUID, so it cannot be the lease id Terraform proposed; the lease holding this blob is unknown"
+                                .into(),
+                        );
+                    }
                 }
             }
             Some(Err(why)) => lock.info_error = Some(why),
@@ -145,7 +153,11 @@ impl AzureStore {
             Err(e) => return Err(c.fail(&format!("reading {location}"), &e)),
         };
         let metadata = props.metadata().map_err(|e| {
-            Error::backend(&c.target, format!("reading metadata of {location}: {e}"))
+            Error::backend(
+                &c.target,
+                c.redact
+                    .text(&format!("reading metadata of {location}: {e}")),
+            )
         })?;
         Ok(Some(Now {
             leased: props.lease_status().ok().flatten() == Some(LeaseStatus::Locked),
@@ -234,7 +246,11 @@ impl AzureStore {
             Err(e) => return Err(c.fail(&format!("reading blob {}", lock.path), &e)),
         };
         let metadata = props.metadata().map_err(|e| {
-            Error::backend(&c.target, format!("reading metadata of {}: {e}", lock.path))
+            Error::backend(
+                &c.target,
+                c.redact
+                    .text(&format!("reading metadata of {}: {e}", lock.path)),
+            )
         })?;
         if naming::lock_value(&metadata) != h.raw.as_deref() {
             return Err(Error::changed(
@@ -286,7 +302,7 @@ impl AzureStore {
             Err(e) => broken.warnings.push(format!(
                 "the lease is released, but removing the stale {LOCK_KEY} metadata from {} failed ({}); it is harmless: Terraform ignores it on an unleased blob and overwrites it",
                 lock.location,
-                error::code_of(&e).unwrap_or_else(|| e.to_string())
+                error::code_of(&e).unwrap_or_else(|| c.redact.text(&e.to_string()))
             )),
         }
         Ok(broken)
@@ -350,7 +366,10 @@ impl LockStore for AzureStore {
         let mut locks = Vec::new();
         while let Some(page) = pages.try_next().await.map_err(|e| c.fail(&what, &e))? {
             let page = page.into_model().map_err(|e| {
-                Error::backend(&c.target, format!("{what}: unreadable listing: {e}"))
+                Error::backend(
+                    &c.target,
+                    c.redact.text(&format!("{what}: unreadable listing: {e}")),
+                )
             })?;
             locks.extend(
                 page.blob_items
