@@ -58,6 +58,12 @@ fn refuse_metadata_host(
     }
 }
 
+/// URLs resolve `.` and `..` segments (`a/../b` is `b`): such a blob name cannot be sent
+/// as a path without addressing another blob.
+fn has_dot_segment(name: &str) -> bool {
+    name.split('/').any(|s| s == "." || s == "..")
+}
+
 /// Azure's rule for storage account names.
 fn is_account_name(name: &str) -> bool {
     (3..=24).contains(&name.len())
@@ -228,6 +234,14 @@ impl Clients {
 
     /// Where a blob lives, as shown to users (never with a SAS).
     pub(crate) fn location(&self, name: &str) -> String {
+        if has_dot_segment(name) {
+            // Not a URL that could be sent: shown as the name is.
+            return format!(
+                "{}/{}",
+                self.container_url.as_str().trim_end_matches('/'),
+                escape_control(name)
+            );
+        }
         Self::blob_url(&self.container_url, name).to_string()
     }
 
@@ -244,6 +258,15 @@ impl Clients {
 
     /// A client for one blob; `once`: no retries (destructive requests).
     pub(crate) fn blob(&self, name: &str, once: bool) -> Result<BlobClient, Error> {
+        if has_dot_segment(name) {
+            return Err(Error::refused(
+                &self.target,
+                format!(
+                    "blob {} has a '.' or '..' path segment: a request URL for it would name another blob, so nothing was sent",
+                    escape_control(name)
+                ),
+            ));
+        }
         let options = if once {
             &self.once_options
         } else {
@@ -275,6 +298,25 @@ mod tests {
             .collect();
         let lookup = move |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
         Clients::connect(target, &ConnectOptions::default(), &lookup)
+    }
+
+    #[test]
+    fn dot_segments_are_never_sent() {
+        let mut t =
+            Target::parse("azblob://acct/tfstate?endpoint=http://127.0.0.1:1/acct").unwrap();
+        t.params.insert("access_key".into(), "a2V5".into());
+        let c = connect(&t, &[]).unwrap();
+        for name in ["a/../b.tfstate", "../other/x", "./y", "a/."] {
+            let err = c.blob(name, true).err().unwrap();
+            assert_eq!(err.kind(), tflock_core::Kind::Refused, "{name}: {err}");
+            assert!(c.location(name).ends_with(&format!("/tfstate/{name}")));
+        }
+        // Dots inside a segment are ordinary names.
+        assert!(c.blob("a..b/.c/x.", true).is_ok());
+        assert_eq!(
+            c.location("team a/env:dev"),
+            "http://127.0.0.1:1/acct/tfstate/team%20a/env:dev"
+        );
     }
 
     #[test]
