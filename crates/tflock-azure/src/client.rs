@@ -7,6 +7,7 @@ mod transport;
 use crate::auth::shared_key::SharedKeyPolicy;
 use crate::auth::{self, Auth};
 use crate::error::{self, Redactor};
+use crate::naming;
 use azure_core::credentials::TokenCredential;
 use azure_core::http::{ClientOptions, RetryOptions, Url};
 use azure_storage_blob::{
@@ -222,14 +223,16 @@ impl Clients {
     pub(crate) fn covers(&self, name: &str) -> bool {
         match &self.key {
             None => true,
-            Some(key) => {
-                name == key
-                    || name
-                        .strip_prefix(key.as_str())
-                        .and_then(|rest| rest.strip_prefix("env:"))
-                        .is_some_and(|ws| !ws.is_empty())
-            }
+            Some(key) => naming::workspace_under(key, name).is_some(),
         }
+    }
+
+    /// The workspace whose state blob `name` is: by the key when the target has one.
+    pub(crate) fn workspace_of(&self, name: &str) -> String {
+        self.key
+            .as_deref()
+            .and_then(|key| naming::workspace_under(key, name))
+            .unwrap_or_else(|| naming::workspace_of(name))
     }
 
     /// Where a blob lives, as shown to users (never with a SAS).

@@ -66,8 +66,21 @@ pub(crate) fn encode(json: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(json.as_bytes())
 }
 
-/// The workspace of a state blob: `<key>env:<ws>` names workspace `ws`, anything else is
-/// `default`.
+/// The workspace whose state blob is `blob` under backend key `key`: `<key>` is
+/// `default`, `<key>env:<ws>` is `ws`; `None` for any other blob (another key's, or one
+/// that merely starts with the key, such as `<key>.backup`).
+pub(crate) fn workspace_under(key: &str, blob: &str) -> Option<String> {
+    let rest = blob.strip_prefix(key)?;
+    if rest.is_empty() {
+        return Some("default".to_string());
+    }
+    rest.strip_prefix("env:")
+        .filter(|ws| !ws.is_empty())
+        .map(str::to_string)
+}
+
+/// The workspace of a state blob when the key is not known: `...env:<ws>` names
+/// workspace `ws`, anything else is `default`.
 pub(crate) fn workspace_of(blob: &str) -> String {
     match blob.rfind("env:") {
         Some(i) if i > 0 && i + 4 < blob.len() => blob[i + 4..].to_string(),
@@ -129,6 +142,37 @@ mod tests {
         let others = other_metadata(&m);
         assert_eq!(others.len(), 1);
         assert_eq!(others["owner"], "team-a");
+    }
+
+    #[test]
+    fn workspaces_under_a_key() {
+        let key = "prod.tfstate";
+        assert_eq!(
+            workspace_under(key, "prod.tfstate").as_deref(),
+            Some("default")
+        );
+        assert_eq!(
+            workspace_under(key, "prod.tfstateenv:dev").as_deref(),
+            Some("dev")
+        );
+        assert_eq!(
+            workspace_under(key, "prod.tfstateenv:a-env:b").as_deref(),
+            Some("a-env:b")
+        );
+        for other in [
+            "other.tfstate",
+            "prod.tfstate.backup",
+            "prod.tfstateenv:",
+            "prod.tfstate2env:x",
+            "x/prod.tfstate",
+        ] {
+            assert_eq!(workspace_under(key, other), None, "{other}");
+        }
+        // A key that itself contains `env:` (only the part after the key counts).
+        assert_eq!(
+            workspace_under("env:/a.tfstate", "env:/a.tfstate").as_deref(),
+            Some("default")
+        );
     }
 
     #[test]

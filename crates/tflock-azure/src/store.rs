@@ -65,7 +65,7 @@ impl AzureStore {
         let etag = props.etag.map(|e| e.to_string());
         let mut lock = Lock::new(AZURE, &c.target, &location, Handle::new(&c.target, ()));
         lock.path = format!("{}/{name}", c.container);
-        lock.workspace = Some(naming::workspace_of(&name));
+        lock.workspace = Some(c.workspace_of(&name));
         lock.stored_at = props
             .last_modified
             .and_then(|t| chrono::DateTime::from_timestamp(t.unix_timestamp(), t.nanosecond()));
@@ -374,8 +374,9 @@ impl LockStore for AzureStore {
             locks.extend(
                 page.blob_items
                     .into_iter()
-                    .filter_map(|b| self.lock_of(b))
-                    .filter(|l| c.covers(l.details.get("blob").map_or("", String::as_str))),
+                    // `prefix=<key>` also returns `<key>.backup` and the like.
+                    .filter(|b| b.name.as_deref().is_some_and(|n| c.covers(n)))
+                    .filter_map(|b| self.lock_of(b)),
             );
         }
         Ok(locks)
