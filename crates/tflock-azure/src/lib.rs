@@ -1,10 +1,12 @@
 //! tflock backend for Terraform's azurerm backend: state blobs locked by an infinite lease
 //! whose id is the lock ID, with the LockInfo in the blob's `terraformlockid` metadata.
 //!
-//! Target: `azblob://ACCOUNT/CONTAINER[/PREFIX][?endpoint=URL]`. One listing call per
-//! 5,000 blobs (metadata and lease state included) finds every lock; a break removes the
-//! lock metadata under the lease and releases it, or, only with `--force-foreign`, breaks a
-//! lease that carries no Terraform metadata. See docs/backends/azure.md.
+//! Target: `azblob://ACCOUNT/CONTAINER[/PREFIX]` (options `endpoint=URL`; `key=KEY` for one
+//! state's blobs, as discovery builds). One listing call per 5,000 blobs (metadata and
+//! lease state included) finds every lock; a break releases the lease (its id is the lock
+//! ID) on the ETag read, then removes the lock metadata from the unleased blob, or, only
+//! with `--force-foreign`, breaks a lease whose holder is unknown. See
+//! docs/backends/azure.md.
 //!
 //! The SDK types stay inside this crate: callers only see [`open`].
 //!
