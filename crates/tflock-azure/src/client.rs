@@ -2,15 +2,19 @@
 //! used for listing and per-blob clients sharing the same transport, retry budget and
 //! credential.
 
-use crate::credentials::{self, Auth};
-use crate::shared_key::SharedKeyPolicy;
-use crate::transport;
+mod transport;
+
+use crate::auth::shared_key::SharedKeyPolicy;
+use crate::auth::{self, Auth};
+use crate::error::{self, Redactor};
+use crate::naming;
 use azure_core::credentials::TokenCredential;
 use azure_core::http::{ClientOptions, RetryOptions, Url};
 use azure_storage_blob::{
     BlobClient, BlobClientOptions, BlobContainerClient, BlobContainerClientOptions,
 };
 use std::sync::Arc;
+use tflock_core::text::escape_control;
 use tflock_core::{ConnectOptions, Error, Target};
 
 pub(crate) struct Clients {
@@ -30,6 +34,8 @@ pub(crate) struct Clients {
     once_options: BlobClientOptions,
     credential: Option<Arc<dyn TokenCredential>>,
     pub container_client: BlobContainerClient,
+    /// Blanks the credential in any text that came from the SDK.
+    pub redact: Redactor,
 }
 
 /// Terraform's `metadata_host` (or `ARM_METADATA_HOSTNAME`) asks a custom cloud's metadata
@@ -48,9 +54,23 @@ fn refuse_metadata_host(
         None => Ok(()),
         Some((name, host)) => Err(format!(
             "{name}={} is set: tflock cannot read a custom cloud's metadata host yet; pass the account's blob endpoint as ?endpoint=https://ACCOUNT.blob.SUFFIX (or tflock.toml endpoint = ...)",
-            host.trim()
+            escape_control(host.trim())
         )),
     }
+}
+
+/// URLs resolve `.` and `..` segments (`a/../b` is `b`): such a blob name cannot be sent
+/// as a path without addressing another blob.
+fn has_dot_segment(name: &str) -> bool {
+    name.split('/').any(|s| s == "." || s == "..")
+}
+
+/// Azure's rule for storage account names.
+fn is_account_name(name: &str) -> bool {
+    (3..=24).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
 
 impl Clients {
@@ -95,24 +115,38 @@ impl Clients {
             ));
         }
         let usage = |m: String| Error::usage(&target.url, m);
+        // The account becomes the host `ACCOUNT.blob.core.windows.net`: a name from a
+        // backend block such as `evil.example#` would send the credential elsewhere.
+        if !is_account_name(&account) {
+            return Err(usage(format!(
+                "{} is not a storage account name (3 to 24 lowercase letters and digits)",
+                escape_control(&account)
+            )));
+        }
         refuse_metadata_host(target.param("metadata_host"), env).map_err(usage)?;
         let use_azuread_auth = match target.param("use_azuread_auth") {
             None => None,
             Some(v) => match v.trim().to_ascii_lowercase().as_str() {
                 "true" | "1" => Some(true),
                 "false" | "0" => Some(false),
-                _ => return Err(usage(format!("use_azuread_auth={v} is not true or false"))),
+                _ => {
+                    return Err(usage(format!(
+                        "use_azuread_auth={} is not true or false",
+                        escape_control(v)
+                    )))
+                }
             },
         };
-        let given = credentials::Given {
+        let given = auth::Given {
             endpoint: target.param("endpoint"),
             access_key: target.param("access_key"),
             sas_token: target.param("sas_token"),
             environment: target.param("environment"),
             use_azuread_auth,
         };
-        let creds = credentials::resolve(&account, given, env).map_err(usage)?;
-        let mut client_options = transport::client_options(opts, env).map_err(usage)?;
+        let creds = auth::resolve(&account, given, env).map_err(usage)?;
+        let mut client_options =
+            transport::client_options(opts, &creds.endpoint, env).map_err(usage)?;
 
         let mut container_url = creds.endpoint.clone();
         container_url.set_query(None);
@@ -132,9 +166,10 @@ impl Clients {
             Auth::Sas(sas) => request_url.set_query(Some(sas.secret())),
             Auth::Entra(_) => {}
         }
+        let redact = Redactor::new(creds.secrets(env));
         let credential = creds
             .token_credential(env, &client_options)
-            .map_err(|m| Error::backend(&target.url, m))?;
+            .map_err(|m| Error::backend(&target.url, redact.text(&m)))?;
         let container_options = BlobContainerClientOptions {
             client_options: client_options.clone(),
             ..Default::default()
@@ -147,7 +182,7 @@ impl Clients {
         .map_err(|e| {
             Error::backend(
                 &target.url,
-                format!("cannot create the container client: {e}"),
+                redact.text(&format!("cannot create the container client: {e}")),
             )
         })?;
         Ok(Clients {
@@ -171,6 +206,7 @@ impl Clients {
             },
             credential,
             container_client,
+            redact,
         })
     }
 
@@ -187,23 +223,53 @@ impl Clients {
     pub(crate) fn covers(&self, name: &str) -> bool {
         match &self.key {
             None => true,
-            Some(key) => {
-                name == key
-                    || name
-                        .strip_prefix(key.as_str())
-                        .and_then(|rest| rest.strip_prefix("env:"))
-                        .is_some_and(|ws| !ws.is_empty())
-            }
+            Some(key) => naming::workspace_under(key, name).is_some(),
         }
+    }
+
+    /// The workspace whose state blob `name` is: by the key when the target has one.
+    pub(crate) fn workspace_of(&self, name: &str) -> String {
+        self.key
+            .as_deref()
+            .and_then(|key| naming::workspace_under(key, name))
+            .unwrap_or_else(|| naming::workspace_of(name))
     }
 
     /// Where a blob lives, as shown to users (never with a SAS).
     pub(crate) fn location(&self, name: &str) -> String {
+        if has_dot_segment(name) {
+            // Not a URL that could be sent: shown as the name is.
+            return format!(
+                "{}/{}",
+                self.container_url.as_str().trim_end_matches('/'),
+                escape_control(name)
+            );
+        }
         Self::blob_url(&self.container_url, name).to_string()
+    }
+
+    /// `what` failed with the SDK error `e`: one line naming the target, with a hint.
+    pub(crate) fn fail(&self, what: &str, e: &azure_core::Error) -> Error {
+        error::storage(&self.target, what, e, &self.redact)
+    }
+
+    /// The same for a destructive request sent once: a failure that may have been
+    /// applied is [`tflock_core::Kind::OutcomeUnknown`].
+    pub(crate) fn fail_once(&self, what: &str, e: &azure_core::Error) -> Error {
+        error::destructive(&self.target, what, e, &self.redact)
     }
 
     /// A client for one blob; `once`: no retries (destructive requests).
     pub(crate) fn blob(&self, name: &str, once: bool) -> Result<BlobClient, Error> {
+        if has_dot_segment(name) {
+            return Err(Error::refused(
+                &self.target,
+                format!(
+                    "blob {} has a '.' or '..' path segment: a request URL for it would name another blob, so nothing was sent",
+                    escape_control(name)
+                ),
+            ));
+        }
         let options = if once {
             &self.once_options
         } else {
@@ -217,7 +283,8 @@ impl Clients {
         .map_err(|e| {
             Error::backend(
                 &self.target,
-                format!("cannot create a client for blob {name}: {e}"),
+                self.redact
+                    .text(&format!("cannot create a client for blob {name}: {e}")),
             )
         })
     }
@@ -234,6 +301,25 @@ mod tests {
             .collect();
         let lookup = move |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
         Clients::connect(target, &ConnectOptions::default(), &lookup)
+    }
+
+    #[test]
+    fn dot_segments_are_never_sent() {
+        let mut t =
+            Target::parse("azblob://acct/tfstate?endpoint=http://127.0.0.1:1/acct").unwrap();
+        t.params.insert("access_key".into(), "a2V5".into());
+        let c = connect(&t, &[]).unwrap();
+        for name in ["a/../b.tfstate", "../other/x", "./y", "a/."] {
+            let err = c.blob(name, true).err().unwrap();
+            assert_eq!(err.kind(), tflock_core::Kind::Refused, "{name}: {err}");
+            assert!(c.location(name).ends_with(&format!("/tfstate/{name}")));
+        }
+        // Dots inside a segment are ordinary names.
+        assert!(c.blob("a..b/.c/x.", true).is_ok());
+        assert_eq!(
+            c.location("team a/env:dev"),
+            "http://127.0.0.1:1/acct/tfstate/team%20a/env:dev"
+        );
     }
 
     #[test]

@@ -33,6 +33,45 @@ struct Settings {
     use_azuread_auth: Option<String>,
 }
 
+/// `value` as a target query value that [`Target::parse`] gives back unchanged: `%` and
+/// `&` would be read as an escape and a separator; spaces and anything unprintable are
+/// escaped too, so the shown target is one readable word. The rest stays as typed.
+fn query_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_graphic() && b != b'%' && b != b'&' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A URL path with its `%XX` escapes decoded (`+` is a plus in a path).
+fn percent_decoded(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
@@ -85,7 +124,8 @@ impl Driver for AzureDriver {
         // The cloud, and Entra ID for the data plane; unset ones fall back to
         // ARM_ENVIRONMENT / ARM_USE_AZUREAD in the store, as in Terraform.
         Ok(vec![Target::parse(&format!(
-            "azblob://{account}/{container}?key={key}"
+            "azblob://{account}/{container}?key={}",
+            query_value(key)
         ))?
         .with("access_key", s.access_key)
         .with("sas_token", s.sas_token)
@@ -101,9 +141,146 @@ impl Driver for AzureDriver {
         let mut segments = url.path_segments()?;
         let container = segments.next()?;
         let key: Vec<&str> = segments.collect();
+        let key = percent_decoded(&key.join("/"));
         Some(format!(
             "azblob://{account}/{container}?key={}",
-            key.join("/")
+            query_value(&key)
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::Clients;
+    use serde_json::{Map, Value};
+
+    fn block(json: &str) -> BackendBlock {
+        let config: Map<String, Value> = serde_json::from_str(json).unwrap();
+        BackendBlock {
+            kind: "azurerm".into(),
+            config,
+            source: "backend \"azurerm\" block in ./main.tf".into(),
+            dir: ".".into(),
+        }
+    }
+
+    fn discover(json: &str) -> Target {
+        let targets = DRIVER.discover(&block(json)).unwrap();
+        assert_eq!(targets.len(), 1);
+        targets.into_iter().next().unwrap()
+    }
+
+    /// The store's clients for a discovered target (an endpoint and a key added so no
+    /// environment is read; nothing is sent).
+    fn clients(t: &Target) -> Clients {
+        let mut t = t.clone();
+        t.params
+            .insert("endpoint".into(), "http://127.0.0.1:1/acct".into());
+        t.params.insert("access_key".into(), "a2V5".into());
+        Clients::connect(&t, &ConnectOptions::default(), &|_| None).unwrap()
+    }
+
+    #[test]
+    fn azurerm_and_json_configs() {
+        // As main.tf.json gives it (and the CLI reads HCL to the same shape).
+        let t = discover(
+            r#"{"storage_account_name":"acct","container_name":"tfstate","key":"prod.tfstate"}"#,
+        );
+        assert_eq!(t.url, "azblob://acct/tfstate?key=prod.tfstate");
+        assert_eq!(t.param("key"), Some("prod.tfstate"));
+        let c = clients(&t);
+        // One backend configuration's state blobs, and only those.
+        assert!(c.covers("prod.tfstate") && c.covers("prod.tfstateenv:dev"));
+        assert!(!c.covers("other.tfstate") && !c.covers("prod.tfstate.backup"));
+        assert_eq!(c.workspace_of("prod.tfstate"), "default");
+        assert_eq!(c.workspace_of("prod.tfstateenv:dev"), "dev");
+        assert_eq!(c.prefix, "prod.tfstate");
+        // Terraform's default key.
+        let t = discover(r#"{"storage_account_name":"acct","container_name":"tfstate"}"#);
+        assert_eq!(t.param("key"), Some("terraform.tfstate"));
+        // Missing settings are named.
+        let err = DRIVER
+            .discover(&block(
+                r#"{"storage_account_name":"acct","container_name":null}"#,
+            ))
+            .err()
+            .unwrap();
+        if std::env::var("ARM_CONTAINER_NAME").is_err() {
+            assert!(
+                err.to_string().contains("does not set container_name"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn azurerm_cloud_and_entra_settings_are_passed() {
+        let t = discover(
+            r#"{"storage_account_name":"acct","container_name":"tfstate","key":"prod.tfstate","environment":"usgovernment","use_azuread_auth":true,"access_key":"c2VjcmV0LWFjY2Vzcy1rZXk=","snapshot":true}"#,
+        );
+        assert_eq!(t.url, "azblob://acct/tfstate?key=prod.tfstate");
+        assert_eq!(t.param("environment"), Some("usgovernment"));
+        assert_eq!(t.param("use_azuread_auth"), Some("true"));
+        assert_eq!(t.param("access_key"), Some("c2VjcmV0LWFjY2Vzcy1rZXk="));
+        assert_eq!(t.param("metadata_host"), None);
+        assert_eq!(t.param("snapshot"), None);
+        // Hidden options: never part of the name shown.
+        assert!(!t.url.contains("c2VjcmV0"), "{}", t.url);
+        // As `terraform init` records it: unset settings are null and are not passed, so
+        // the store falls back to ARM_USE_AZUREAD / ARM_ENVIRONMENT.
+        let t = discover(
+            r#"{"storage_account_name":"acct","container_name":"c","key":"k","use_azuread_auth":null,"environment":null,"metadata_host":"m.example","sas_token":null}"#,
+        );
+        assert_eq!(t.param("use_azuread_auth"), None);
+        assert_eq!(t.param("environment"), None);
+        assert_eq!(t.param("sas_token"), None);
+        assert_eq!(t.param("metadata_host"), Some("m.example"));
+    }
+
+    #[test]
+    fn keys_survive_the_target_url() {
+        for key in [
+            "env:/team a/app.tfstate",
+            "a&endpoint=http://evil/x.tfstate",
+            "100%.tfstate",
+            "k?x=1#y",
+            "caf\u{e9}.tfstate",
+        ] {
+            let json = serde_json::json!({
+                "storage_account_name": "acct",
+                "container_name": "c",
+                "key": key,
+            });
+            let t = discover(&json.to_string());
+            assert_eq!(t.param("key"), Some(key), "{}", t.url);
+            assert_eq!(t.param("endpoint"), None, "{}", t.url);
+            assert!(!t.url.contains(' '), "{}", t.url);
+        }
+    }
+
+    #[test]
+    fn opentofu_paths_name_their_target() {
+        assert_eq!(
+            DRIVER
+                .target_for_path(
+                    "https://acct.blob.core.windows.net/tfstate/team/app.tfstateenv:dev"
+                )
+                .as_deref(),
+            Some("azblob://acct/tfstate?key=team/app.tfstateenv:dev")
+        );
+        assert_eq!(
+            DRIVER
+                .target_for_path("https://acct.blob.core.windows.net/c/a%20b.tfstate")
+                .as_deref(),
+            Some("azblob://acct/c?key=a%20b.tfstate")
+        );
+        assert_eq!(
+            DRIVER
+                .target_for_path("https://acct.blob.core.windows.net/c/a+b%26c.tfstate")
+                .as_deref(),
+            Some("azblob://acct/c?key=a+b%26c.tfstate")
+        );
+        assert_eq!(DRIVER.target_for_path("tfstate/app.tfstate"), None);
     }
 }

@@ -3,6 +3,7 @@
 
 use azure_core::error::ErrorKind;
 use tflock_core::error::root_cause;
+use tflock_core::redact;
 use tflock_core::{Error, Kind};
 
 /// The storage error code (`ContainerNotFound`, `LeaseIdMismatchWithLeaseOperation`, ...),
@@ -24,8 +25,36 @@ pub(crate) fn status_of(e: &azure_core::Error) -> Option<u16> {
     e.http_status().map(u16::from)
 }
 
+/// Blanks the credential in text that came from the SDK or the HTTP client (a request URL
+/// carries the SAS; an error may quote it).
+pub(crate) struct Redactor {
+    secrets: Vec<String>,
+}
+
+/// Query keys whose values are kept in messages: what a request was, never a credential.
+const HARMLESS: &[&str] = &[
+    "endpoint",
+    "key",
+    "comp",
+    "restype",
+    "prefix",
+    "include",
+    "maxresults",
+];
+
+impl Redactor {
+    pub(crate) fn new(secrets: Vec<String>) -> Redactor {
+        Redactor { secrets }
+    }
+
+    pub(crate) fn text(&self, text: &str) -> String {
+        let secrets: Vec<&str> = self.secrets.iter().map(String::as_str).collect();
+        redact::secrets(&redact::url_keeping(text, HARMLESS), &secrets)
+    }
+}
+
 /// `what` failed on `target` (`listing container tfstate`, `releasing the lease on B`).
-pub(crate) fn storage(target: &str, what: &str, e: &azure_core::Error) -> Error {
+pub(crate) fn storage(target: &str, what: &str, e: &azure_core::Error, redact: &Redactor) -> Error {
     if let Some(code) = code_of(e) {
         let status = status_of(e)
             .map(|s| format!(" (HTTP {s})"))
@@ -46,10 +75,10 @@ pub(crate) fn storage(target: &str, what: &str, e: &azure_core::Error) -> Error 
             .at(target)
             .with_hint(hint_for(&code));
     }
-    let cause = root_cause(e as &(dyn std::error::Error + 'static));
+    let cause = redact.text(&root_cause(e as &(dyn std::error::Error + 'static)));
     let kind = match e.kind() {
         ErrorKind::Credential => Kind::Unauthenticated,
-        _ if cause.contains("timed out") || cause.contains("deadline") => Kind::Timeout,
+        _ if timed_out(e) => Kind::Timeout,
         _ => Kind::Unreachable,
     };
     let hint = match e.kind() {
@@ -68,11 +97,37 @@ pub(crate) fn storage(target: &str, what: &str, e: &azure_core::Error) -> Error 
         .with_hint(hint)
 }
 
+/// No answer in time: our deadline over the whole request, or the HTTP client's own
+/// connect or per-try timeout.
+fn timed_out(e: &azure_core::Error) -> bool {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = next {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::TimedOut {
+                return true;
+            }
+        }
+        if err
+            .downcast_ref::<reqwest::Error>()
+            .is_some_and(reqwest::Error::is_timeout)
+        {
+            return true;
+        }
+        next = err.source();
+    }
+    false
+}
+
 /// The error of a destructive request, sent once. A response below 500 (or a 503) applied
 /// nothing; no response, or another 5xx, may have: the outcome is then unknown until the
 /// blob is read again.
-pub(crate) fn destructive(target: &str, what: &str, e: &azure_core::Error) -> Error {
-    let err = storage(target, what, e);
+pub(crate) fn destructive(
+    target: &str,
+    what: &str,
+    e: &azure_core::Error,
+    redact: &Redactor,
+) -> Error {
+    let err = storage(target, what, e, redact);
     match status_of(e) {
         Some(s) if s < 500 || s == 503 => err,
         _ if matches!(e.kind(), ErrorKind::Credential) => err,
@@ -104,6 +159,14 @@ fn hint_for(code: &str) -> &'static str {
         }
         _ => "see the storage error code in the Azure Blob REST documentation",
     }
+}
+
+/// A request conditioned on a lease id, refused because another lease holds the blob:
+/// `LeaseIdMismatchWithBlobOperation` (409 on Azure, 412 on Azurite), or
+/// `...WithLeaseOperation` for a lease action.
+pub(crate) fn is_other_lease(e: &azure_core::Error) -> bool {
+    matches!(status_of(e), Some(409 | 412))
+        && code_of(e).is_some_and(|c| c.starts_with("LeaseIdMismatch"))
 }
 
 /// Is this the service saying the lease or the blob is no longer what was read?
@@ -139,10 +202,12 @@ mod tests {
 
     #[test]
     fn names_code_and_hint_in_one_line() {
+        let none = Redactor::new(Vec::new());
         let e = storage(
             "azblob://acct/tfstate",
             "listing container tfstate",
             &http(StatusCode::NotFound, Some("ContainerNotFound")),
+            &none,
         );
         assert_eq!(
             e.to_string(),
@@ -153,8 +218,27 @@ mod tests {
             "t",
             "x",
             &http(StatusCode::Forbidden, Some("AuthenticationFailed")),
+            &none,
         );
         assert!(e.to_string().contains("ARM_ACCESS_KEY"));
+    }
+
+    #[test]
+    fn sdk_text_never_shows_the_credential() {
+        // What BlobClient::new says of a bad URL, and a transport error quoting the key.
+        let r = Redactor::new(vec!["U0VDUkVUU0lH".into(), "a2V5LWtleS1rZXk=".into()]);
+        let e = azure_core::Error::with_message(
+            ErrorKind::Other,
+            "https://acct.blob.core.windows.net/c?comp=list&sv=2019-12-12&sig=U0VDUkVUU0lH is not a valid base URL (key a2V5LWtleS1rZXk=)",
+        );
+        let text = storage("azblob://acct/c", "listing container c", &e, &r).to_string();
+        assert!(
+            !text.contains("U0VDUkVUU0lH") && !text.contains("a2V5LWtleS1rZXk="),
+            "{text}"
+        );
+        assert!(text.contains("comp=list"), "{text}");
+        let once = destructive("t", "releasing", &e, &r).to_string();
+        assert!(!once.contains("U0VDUkVUU0lH"), "{once}");
     }
 
     #[test]
@@ -179,6 +263,21 @@ mod tests {
         assert!(!is_changed(&http(
             StatusCode::Forbidden,
             Some("AuthorizationFailure")
+        )));
+        // Another lease: 409 on Azure, 412 on Azurite; a stale ETag is not that.
+        for status in [StatusCode::Conflict, StatusCode::PreconditionFailed] {
+            assert!(is_other_lease(&http(
+                status,
+                Some("LeaseIdMismatchWithBlobOperation")
+            )));
+        }
+        assert!(!is_other_lease(&http(
+            StatusCode::PreconditionFailed,
+            Some("LeaseNotPresentWithBlobOperation")
+        )));
+        assert!(!is_other_lease(&http(
+            StatusCode::PreconditionFailed,
+            Some("ConditionNotMet")
         )));
     }
 }

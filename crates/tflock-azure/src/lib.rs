@@ -1,26 +1,27 @@
 //! tflock backend for Terraform's azurerm backend: state blobs locked by an infinite lease
 //! whose id is the lock ID, with the LockInfo in the blob's `terraformlockid` metadata.
 //!
-//! Target: `azblob://ACCOUNT/CONTAINER[/PREFIX][?endpoint=URL]`. One listing call per
-//! 5,000 blobs (metadata and lease state included) finds every lock; a break removes the
-//! lock metadata under the lease and releases it, or, only with `--force-foreign`, breaks a
-//! lease that carries no Terraform metadata. See docs/backends/azure.md.
+//! Target: `azblob://ACCOUNT/CONTAINER[/PREFIX]` (options `endpoint=URL`; `key=KEY` for one
+//! state's blobs, as discovery builds). One listing call per 5,000 blobs (metadata and
+//! lease state included) finds every lock; a break releases the lease (its id is the lock
+//! ID) on the ETag read, then removes the lock metadata from the unleased blob, or, only
+//! with `--force-foreign`, breaks a lease whose holder is unknown. See
+//! docs/backends/azure.md.
 //!
 //! The SDK types stay inside this crate: callers only see [`open`].
-
 //!
-//! Files: `store.rs` (list, break), `naming.rs` (metadata and blob names), `client.rs`,
-//! `credentials.rs`, `shared_key.rs` and `transport.rs` (endpoint, auth, timeouts),
-//! `error.rs`, `discover.rs` (the `backend "azurerm"` block).
+//! Files: `store.rs` (list, break), `naming.rs` (metadata and blob names), `auth.rs`
+//! (which credential and endpoint; `auth/shared_key.rs` signs with an account key),
+//! `client.rs` (the SDK clients; `client/transport.rs`: HTTP client, timeouts, CAs),
+//! `error.rs` (storage errors to tflock errors), `discover.rs` (the driver and the
+//! `backend "azurerm"` block).
 
+mod auth;
 mod client;
-mod credentials;
 mod discover;
 mod error;
 mod naming;
-mod shared_key;
 mod store;
-mod transport;
 
 /// Takes leases and writes lock metadata the way Terraform does, for tests and the
 /// benchmark seeder: never in release builds.

@@ -65,7 +65,7 @@ impl AzureStore {
         let etag = props.etag.map(|e| e.to_string());
         let mut lock = Lock::new(AZURE, &c.target, &location, Handle::new(&c.target, ()));
         lock.path = format!("{}/{name}", c.container);
-        lock.workspace = Some(naming::workspace_of(&name));
+        lock.workspace = Some(c.workspace_of(&name));
         lock.stored_at = props
             .last_modified
             .and_then(|t| chrono::DateTime::from_timestamp(t.unix_timestamp(), t.nanosecond()));
@@ -109,8 +109,16 @@ impl AzureStore {
             Some(Ok(json)) => {
                 lock = lock.with_info_text(&json);
                 if lock.info_error.is_none() {
-                    // Terraform proposes LockInfo.ID as the lease id: they are one.
-                    lease_id = Some(lock.id.clone());
+                    if naming::is_lease_id(&lock.id) {
+                        // Terraform proposes LockInfo.ID as the lease id: they are one.
+                        lease_id = Some(lock.id.clone());
+                    } else {
+                        // Never sent as a lease id header: the lease is someone else's.
+                        lock.info_error = Some(
+                            "the lock ID is not a GUID, so it cannot be the lease id Terraform proposed; the lease holding this blob is unknown"
+                                .into(),
+                        );
+                    }
                 }
             }
             Some(Err(why)) => lock.info_error = Some(why),
@@ -142,16 +150,14 @@ impl AzureStore {
         let props = match c.blob(name, false)?.get_properties(None).await {
             Ok(p) => p,
             Err(e) if error::status_of(&e) == Some(404) => return Ok(None),
-            Err(e) => {
-                return Err(error::storage(
-                    &c.target,
-                    &format!("reading {location}"),
-                    &e,
-                ))
-            }
+            Err(e) => return Err(c.fail(&format!("reading {location}"), &e)),
         };
         let metadata = props.metadata().map_err(|e| {
-            Error::backend(&c.target, format!("reading metadata of {location}: {e}"))
+            Error::backend(
+                &c.target,
+                c.redact
+                    .text(&format!("reading metadata of {location}: {e}")),
+            )
         })?;
         Ok(Some(Now {
             leased: props.lease_status().ok().flatten() == Some(LeaseStatus::Locked),
@@ -160,15 +166,43 @@ impl AzureStore {
         }))
     }
 
+    /// Whether lease `lease_id` still holds `name`: a read conditioned on the lease id
+    /// succeeds only then; the service refuses it with `LeaseNotPresentWithBlobOperation`
+    /// (412) when the blob has no active lease, `LeaseIdMismatchWithBlobOperation` when
+    /// another lease holds it.
+    async fn lease_presence(
+        &self,
+        name: &str,
+        location: &str,
+        lease_id: &str,
+    ) -> Result<Presence, Error> {
+        let c = &self.clients;
+        match c
+            .blob(name, false)?
+            .get_properties(Some(BlobClientGetPropertiesOptions {
+                lease_id: Some(lease_id.to_string()),
+                ..Default::default()
+            }))
+            .await
+        {
+            Ok(_) => Ok(Presence::Same),
+            Err(e) if error::is_other_lease(&e) => Ok(Presence::Other),
+            Err(e) if matches!(error::status_of(&e), Some(404 | 412)) => Ok(Presence::Gone),
+            Err(e) => Err(c.fail(&format!("reading {location}"), &e)),
+        }
+    }
+
     /// Breaks a Terraform lock: releases the lease (whose id is the lock ID) on the ETag
-    /// read, after checking the lock metadata is still what was listed; then removes
-    /// `terraformlockid` from the unleased blob, keeping every other metadata key.
+    /// read, after checking that lease still holds and the lock metadata is still what
+    /// was listed; then removes `terraformlockid` from the unleased blob, keeping every
+    /// other metadata key.
     async fn break_terraform_lock(
         &self,
         lock: &Lock,
         h: &AzureHandle,
         lease_id: &str,
         etag: &str,
+        opts: &BreakOptions,
     ) -> Result<Broken, Error> {
         let c = &self.clients;
         let changed = |what: &str, e: &azure_core::Error| {
@@ -181,23 +215,42 @@ impl AzureStore {
                 ),
             )
         };
-        // Re-read the metadata on the same ETag: the lock must still be the one listed.
-        let props = c
+        // Re-read on the listed ETag and under the lease id: the service answers only if
+        // the blob is unchanged and lease `lease_id` still holds it.
+        let props = match c
             .blob(&h.blob, false)?
             .get_properties(Some(BlobClientGetPropertiesOptions {
                 if_match: Some(Etag::from(etag)),
+                lease_id: Some(lease_id.to_string()),
                 ..Default::default()
             }))
             .await
-            .map_err(|e| {
-                if error::is_changed(&e) {
-                    changed("reading the blob", &e)
-                } else {
-                    error::storage(&c.target, &format!("reading blob {}", lock.path), &e)
-                }
-            })?;
+        {
+            Ok(props) => props,
+            Err(e) if error::is_other_lease(&e) && opts.force_foreign => {
+                // The metadata names a lease that is not the blob's: whoever holds it is
+                // unknown, as for a foreign lease, and the operator said to break it.
+                return self.break_lease(lock, h, etag).await;
+            }
+            Err(e) if error::is_other_lease(&e) => {
+                return Err(Error::changed(
+                    &c.target,
+                    format!(
+                        "lock {lease_id} on {}: the blob's lease is not lease {lease_id} any more: it was re-taken, or {LOCK_KEY} is stale metadata of an earlier lock under someone else's lease",
+                        lock.path
+                    ),
+                )
+                .with_hint("list again; if the same ID is listed again, its metadata is stale: break the lease with --force-foreign after checking nothing holds it on purpose"));
+            }
+            Err(e) if error::is_changed(&e) => return Err(changed("reading the blob", &e)),
+            Err(e) => return Err(c.fail(&format!("reading blob {}", lock.path), &e)),
+        };
         let metadata = props.metadata().map_err(|e| {
-            Error::backend(&c.target, format!("reading metadata of {}: {e}", lock.path))
+            Error::backend(
+                &c.target,
+                c.redact
+                    .text(&format!("reading metadata of {}: {e}", lock.path)),
+            )
         })?;
         if naming::lock_value(&metadata) != h.raw.as_deref() {
             return Err(Error::changed(
@@ -222,11 +275,7 @@ impl AzureStore {
             return Err(if error::is_changed(&e) {
                 changed("releasing the lease", &e)
             } else {
-                error::destructive(
-                    &c.target,
-                    &format!("releasing lease {lease_id} on {}", lock.path),
-                    &e,
-                )
+                c.fail_once(&format!("releasing lease {lease_id} on {}", lock.path), &e)
             });
         }
         let mut broken = Broken {
@@ -253,7 +302,7 @@ impl AzureStore {
             Err(e) => broken.warnings.push(format!(
                 "the lease is released, but removing the stale {LOCK_KEY} metadata from {} failed ({}); it is harmless: Terraform ignores it on an unleased blob and overwrites it",
                 lock.location,
-                error::code_of(&e).unwrap_or_else(|| e.to_string())
+                error::code_of(&e).unwrap_or_else(|| c.redact.text(&e.to_string()))
             )),
         }
         Ok(broken)
@@ -281,11 +330,7 @@ impl AzureStore {
                         ),
                     )
                 } else {
-                    error::destructive(
-                        &c.target,
-                        &format!("breaking the lease on {}", lock.path),
-                        &e,
-                    )
+                    c.fail_once(&format!("breaking the lease on {}", lock.path), &e)
                 }
             })?;
         Ok(Broken {
@@ -316,22 +361,22 @@ impl LockStore for AzureStore {
                 prefix: (!c.prefix.is_empty()).then(|| c.prefix.clone()),
                 ..Default::default()
             }))
-            .map_err(|e| error::storage(&c.target, &what, &e))?;
+            .map_err(|e| c.fail(&what, &e))?;
         let mut pages = pager.into_pages();
         let mut locks = Vec::new();
-        while let Some(page) = pages
-            .try_next()
-            .await
-            .map_err(|e| error::storage(&c.target, &what, &e))?
-        {
+        while let Some(page) = pages.try_next().await.map_err(|e| c.fail(&what, &e))? {
             let page = page.into_model().map_err(|e| {
-                Error::backend(&c.target, format!("{what}: unreadable listing: {e}"))
+                Error::backend(
+                    &c.target,
+                    c.redact.text(&format!("{what}: unreadable listing: {e}")),
+                )
             })?;
             locks.extend(
                 page.blob_items
                     .into_iter()
-                    .filter_map(|b| self.lock_of(b))
-                    .filter(|l| c.covers(l.details.get("blob").map_or("", String::as_str))),
+                    // `prefix=<key>` also returns `<key>.backup` and the like.
+                    .filter(|b| b.name.as_deref().is_some_and(|n| c.covers(n)))
+                    .filter_map(|b| self.lock_of(b)),
             );
         }
         Ok(locks)
@@ -350,7 +395,10 @@ impl LockStore for AzureStore {
             ));
         };
         match (&h.lease_id, lock.foreign) {
-            (Some(lease_id), false) => self.break_terraform_lock(lock, h, lease_id, etag).await,
+            (Some(lease_id), false) => {
+                self.break_terraform_lock(lock, h, lease_id, etag, opts)
+                    .await
+            }
             (_, true) => self.break_lease(lock, h, etag).await,
             (None, false) => {
                 if !opts.force_foreign {
@@ -370,6 +418,12 @@ impl LockStore for AzureStore {
 
     async fn recheck(&self, lock: &Lock) -> Result<Presence, Error> {
         let h = self.mine(lock)?;
+        if let Some(lease_id) = &h.lease_id {
+            // A Terraform lock is its lease: ask the service whether that lease still
+            // holds. Its metadata cannot tell: a release leaves it on the blob until the
+            // clean-up, and a new holder writes its own only after taking the lease.
+            return self.lease_presence(&h.blob, &lock.location, lease_id).await;
+        }
         let Some(now) = self.now(&h.blob, &lock.location).await? else {
             return Ok(Presence::Gone);
         };
@@ -377,9 +431,10 @@ impl LockStore for AzureStore {
             return Ok(Presence::Gone);
         }
         let same = match &h.raw {
-            // A Terraform lock is the same while its metadata (holding its ID) is.
-            Some(raw) => naming::lock_value(&now.metadata) == Some(raw.as_str()),
-            // A foreign lease: the same while the blob is unchanged.
+            // Undecodable metadata: the same while it is.
+            Some(raw) => now.etag == h.etag && naming::lock_value(&now.metadata) == Some(raw),
+            // A foreign lease: the same while the blob is unchanged (its lease id cannot be
+            // read, so a new lease taken without writing the blob looks the same).
             None => now.etag == h.etag && naming::lock_value(&now.metadata).is_none(),
         };
         Ok(if same {

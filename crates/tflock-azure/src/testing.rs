@@ -8,7 +8,7 @@ use crate::error;
 use crate::naming::{self, LOCK_KEY};
 use azure_core::http::RequestContent;
 use azure_storage_blob::models::{
-    BlobClientAcquireLeaseOptions, BlobClientGetPropertiesOptions,
+    BlobClientAcquireLeaseOptions, BlobClientBreakLeaseOptions, BlobClientGetPropertiesOptions,
     BlobClientGetPropertiesResultHeaders, BlobClientSetMetadataOptions,
     BlobContainerClientListBlobsOptions, BlockBlobClientUploadOptions, LeaseStatus,
     ListBlobsIncludeItem,
@@ -189,6 +189,36 @@ impl Harness {
             )
             .await
             .map_err(|e| msg(&format!("writing the lock metadata on {blob}"), &e))?;
+        Ok(())
+    }
+
+    /// Whether `blob`'s active lease is `lease_id` (the service answers a read conditioned
+    /// on a lease id only when that lease holds).
+    pub async fn holds(&self, blob: &str, lease_id: &str) -> Result<bool, String> {
+        let client = self.clients.blob(blob, false).map_err(|e| e.to_string())?;
+        match client
+            .get_properties(Some(BlobClientGetPropertiesOptions {
+                lease_id: Some(lease_id.to_string()),
+                ..Default::default()
+            }))
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if matches!(e.http_status().map(u16::from), Some(409 | 412)) => Ok(false),
+            Err(e) => Err(msg(&format!("reading {blob}"), &e)),
+        }
+    }
+
+    /// Breaks whatever lease `blob` has, at once (`az storage blob lease break`).
+    pub async fn break_lease(&self, blob: &str) -> Result<(), String> {
+        let client = self.clients.blob(blob, false).map_err(|e| e.to_string())?;
+        client
+            .break_lease(Some(BlobClientBreakLeaseOptions {
+                break_period: Some(0),
+                ..Default::default()
+            }))
+            .await
+            .map_err(|e| msg(&format!("breaking the lease on {blob}"), &e))?;
         Ok(())
     }
 

@@ -1,78 +1,21 @@
 //! The core conformance suite against Azurite (which checks Shared Key signatures and
-//! enforces leases), plus the Azure-specific cases: foreign leases, undecodable metadata,
-//! empty state blobs, and clear errors for a missing container, a wrong key and a dead
-//! endpoint.
+//! enforces leases), its network cases (bad targets, dead and silent endpoints, a missing
+//! container, lost replies and a bare 412 through a fault relay), plus the Azure-specific
+//! cases: foreign leases, undecodable metadata, empty state blobs, a wrong key, and an
+//! https endpoint with and without its CA.
 //!
 //! Needs `TFLOCK_TEST_AZURITE=http://127.0.0.1:PORT`, `TFLOCK_TEST_AZURE_ACCOUNT` and
 //! `TFLOCK_TEST_AZURE_KEY` (scripts/test sets them).
 
+mod support;
+
 use async_trait::async_trait;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::{base64_of, blob_of, fixture, Azurite, STATE};
 use tflock_azure::testing::{open_with_env, Harness};
-use tflock_core::testkit::{require_env, sample_info, Fixture, Place};
-use tflock_core::{BreakOptions, ConnectOptions, LockInfo, LockStore, Status, Target};
-
-const STATE: &[u8] = br#"{"version":4,"terraform_version":"1.11.4","serial":3,"lineage":"6f1c","outputs":{},"resources":[]}"#;
-
-#[derive(Clone)]
-struct Azurite {
-    endpoint: String,
-    account: String,
-    key: String,
-}
-
-impl Azurite {
-    fn env(&self) -> impl Fn(&str) -> Option<String> {
-        let key = self.key.clone();
-        move |k: &str| (k == "ARM_ACCESS_KEY").then(|| key.clone())
-    }
-
-    fn target(&self, container: &str) -> Target {
-        Target::parse(&format!(
-            "azblob://{}/{container}?endpoint={}/{}",
-            self.account, self.endpoint, self.account
-        ))
-        .unwrap()
-    }
-
-    fn opts() -> ConnectOptions {
-        ConnectOptions {
-            timeout: Duration::from_secs(5),
-            ..Default::default()
-        }
-    }
-
-    fn harness(&self, container: &str) -> Harness {
-        Harness::connect_with_env(&self.target(container), &Self::opts(), &self.env()).unwrap()
-    }
-
-    fn store(&self, container: &str) -> Arc<dyn LockStore> {
-        open_with_env(&self.target(container), &Self::opts(), &self.env()).unwrap()
-    }
-
-    /// A fresh container, unique per case and per run.
-    async fn container(&self, name: &str) -> String {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let container = format!(
-            "{}-{}-{}",
-            name.to_ascii_lowercase(),
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        );
-        self.harness(&container).create_container().await.unwrap();
-        container
-    }
-}
-
-fn blob_of(state: &str) -> String {
-    if state == "default" {
-        "terraform.tfstate".into()
-    } else {
-        format!("terraform.tfstateenv:{state}")
-    }
-}
+use tflock_core::testkit::{require_env, sample_info, Fixture, Network, Place};
+use tflock_core::{BreakOptions, ConnectOptions, Error, LockInfo, LockStore, Status, Target};
 
 struct AzPlace {
     store: Arc<dyn LockStore>,
@@ -132,19 +75,55 @@ impl Fixture for Azurite {
             container,
         })
     }
+    fn network(&self) -> Option<&dyn Network> {
+        Some(self)
+    }
 }
 
-async fn fixture() -> Option<Azurite> {
-    let endpoint = require_env("TFLOCK_TEST_AZURITE", "Azurite (blob)")?;
-    Some(Azurite {
-        endpoint: endpoint.trim_end_matches('/').to_string(),
-        account: std::env::var("TFLOCK_TEST_AZURE_ACCOUNT").unwrap_or_else(|_| "tflockacct".into()),
-        key: std::env::var("TFLOCK_TEST_AZURE_KEY")
-            .expect("TFLOCK_TEST_AZURE_KEY with TFLOCK_TEST_AZURITE"),
-    })
+#[async_trait]
+impl Network for Azurite {
+    async fn open(&self, url: &str, opts: &ConnectOptions) -> Result<Arc<dyn LockStore>, Error> {
+        open_with_env(&Target::parse(url)?, opts, &self.env())
+    }
+    fn bad_targets(&self) -> Vec<String> {
+        let a = &self.account;
+        let at = format!("endpoint={}/{a}", self.endpoint);
+        vec![
+            format!("azblob://{a}?{at}"),
+            format!("azblob://{a}/c?endpont=x&{at}"),
+            format!("azblob://{a}/c?endpoint=ftp://x"),
+            // A secret on the URL would be printed wherever the target is shown.
+            format!("azblob://{a}/c?access_key=c2VjcmV0&{at}"),
+            format!("azblob://{a}/c?{at}&sas_token=sv%3D1"),
+        ]
+    }
+    fn target_at(&self, endpoint: &str) -> String {
+        self.target_via("c", endpoint).url
+    }
+    fn missing(&self) -> (String, String) {
+        let container = format!("no-such-container-{}", std::process::id());
+        (self.target(&container).url, container)
+    }
+    fn emulator(&self) -> Option<String> {
+        Some(self.endpoint.clone())
+    }
+    async fn place_via(&self, name: &str, endpoint: &str) -> Box<dyn Place> {
+        let container = self.container(name).await;
+        let store = open_with_env(
+            &self.target_via(&container, endpoint),
+            &Self::opts(),
+            &self.env(),
+        )
+        .unwrap();
+        Box::new(AzPlace {
+            store,
+            h: self.harness(&container),
+            container,
+        })
+    }
 }
 
-tflock_core::conformance_suite!(fixture());
+tflock_core::conformance_suite!(fixture(); network);
 
 #[tokio::test]
 async fn foreign_lease_is_listed_refused_and_broken_only_when_forced() {
@@ -293,26 +272,6 @@ async fn undecodable_metadata_is_listed_and_not_broken_without_the_flag() {
     assert_eq!(store.list().await.unwrap().len(), 1);
 }
 
-fn base64_of(s: &str) -> String {
-    // Test-side encoder, independent of the crate's.
-    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let b = s.as_bytes();
-    let mut out = String::new();
-    for chunk in b.chunks(3) {
-        let n = (chunk[0] as u32) << 16
-            | (*chunk.get(1).unwrap_or(&0) as u32) << 8
-            | *chunk.get(2).unwrap_or(&0) as u32;
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 #[tokio::test]
 async fn empty_state_blob_and_stale_metadata() {
     let Some(az) = fixture().await else { return };
@@ -393,20 +352,6 @@ async fn prefix_limits_the_listing() {
 }
 
 #[tokio::test]
-async fn missing_container_is_a_clear_error() {
-    let Some(az) = fixture().await else { return };
-    let err = az.store("no-such-container").list().await.unwrap_err();
-    let text = err.to_string();
-    assert!(text.contains("ContainerNotFound"), "{text}");
-    assert!(
-        text.contains("no-such-container") && text.contains(&az.account),
-        "{text}"
-    );
-    assert!(tflock_core::testkit::is_operational(&err), "{err}");
-    assert!(!text.contains('\n'));
-}
-
-#[tokio::test]
 async fn wrong_key_is_refused_by_the_signature_check() {
     let Some(az) = fixture().await else { return };
     let container = az.container("wrongkey").await;
@@ -421,67 +366,6 @@ async fn wrong_key_is_refused_by_the_signature_check() {
     assert!(text.contains("403"), "{text}");
     // The right key works on the same container: the signature is what was checked.
     assert!(az.store(&container).list().await.unwrap().is_empty());
-}
-
-#[tokio::test]
-async fn dead_endpoint_fails_in_seconds() {
-    let Some(az) = fixture().await else { return };
-    // A port that was free a moment ago: nothing listens there.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let target = Target::parse(&format!(
-        "azblob://{}/c?endpoint=http://127.0.0.1:{port}/{}",
-        az.account, az.account
-    ))
-    .unwrap();
-    let opts = ConnectOptions {
-        timeout: Duration::from_secs(2),
-        ..Default::default()
-    };
-    let store = open_with_env(&target, &opts, &az.env()).unwrap();
-    let started = Instant::now();
-    let err = store.list().await.unwrap_err();
-    let took = started.elapsed();
-    assert!(took < Duration::from_secs(6), "took {took:?}");
-    let text = err.to_string();
-    assert!(
-        text.contains("listing container c") && text.contains("reachable"),
-        "{text}"
-    );
-    eprintln!("dead endpoint failed in {took:?}: {text}");
-}
-
-#[tokio::test]
-async fn bad_targets_are_usage_errors() {
-    let Some(az) = fixture().await else { return };
-    let env = az.env();
-    for (t, want) in [
-        ("azblob://acct", "CONTAINER"),
-        ("azblob://acct/c?endpont=x", "unknown option"),
-        ("azblob://acct/c?endpoint=ftp://x", "http(s)"),
-        // A secret on the URL would be printed wherever the target is shown.
-        ("azblob://acct/c?access_key=c2VjcmV0", "tflock.toml"),
-        ("azblob://acct/c?x=1&sas_token=sv%3D1", "ARM_SAS_TOKEN"),
-    ] {
-        let err = open_with_env(&Target::parse(t).unwrap(), &Azurite::opts(), &env)
-            .err()
-            .unwrap();
-        assert_eq!(err.kind(), tflock_core::Kind::Usage, "{t}: {err}");
-        assert!(err.to_string().contains(want), "{t}: {err}");
-        assert!(!err.to_string().contains("c2VjcmV0"), "{t}: {err}");
-    }
-    let bad_key = |k: &str| (k == "ARM_ACCESS_KEY").then(|| "not base64!".to_string());
-    let err = open_with_env(&az.target("c"), &Azurite::opts(), &bad_key)
-        .err()
-        .unwrap();
-    assert!(
-        err.to_string()
-            .contains("ARM_ACCESS_KEY: the account key is not valid base64"),
-        "{err}"
-    );
 }
 
 /// Over HTTPS with the emulator's own CA: trusted through SSL_CERT_FILE; without it, a

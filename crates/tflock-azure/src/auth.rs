@@ -13,6 +13,8 @@
 //! Resolution is pure (an env lookup function in, a plan out) so it is tested without
 //! touching the process environment; [`Credentials::token_credential`] builds the SDK object.
 
+pub(crate) mod shared_key;
+
 use azure_core::credentials::{Secret, TokenCredential};
 use azure_core::http::{ClientOptions, Url};
 use azure_identity::{
@@ -31,7 +33,7 @@ const DEV_KEY: &str =
 
 /// How requests are authorized.
 pub(crate) enum Auth {
-    /// Account key, signed by [`crate::shared_key::SharedKeyPolicy`].
+    /// Account key, signed by [`shared_key::SharedKeyPolicy`].
     SharedKey(Secret),
     /// A SAS token (query string without `?`), appended to every URL.
     Sas(Secret),
@@ -85,6 +87,35 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
+/// First variable of `names` that is not blank, with its name, as set (not trimmed): for
+/// secrets, which [`secret`] checks whole.
+fn first_raw(
+    env: &dyn Fn(&str) -> Option<String>,
+    names: &[&'static str],
+) -> Option<(&'static str, String)> {
+    names
+        .iter()
+        .find_map(|n| env(n).filter(|v| !v.trim().is_empty()).map(|v| (*n, v)))
+}
+
+/// A key or SAS as set in `name`: spaces around it are dropped, and anything else that
+/// is not printable ASCII (a line break, a control or invisible character) is refused
+/// before it can reach a header or a URL. The error names the setting, never the value.
+fn secret(name: &str, raw: &str) -> Result<Secret, String> {
+    let value = raw.trim_matches(' ');
+    if value.is_empty() || !value.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(format!(
+            "{name} contains a line break, a space, a control character or a non-ASCII character; set it to the key or SAS alone"
+        ));
+    }
+    Ok(Secret::new(value.to_string()))
+}
+
+/// A SAS token without its optional leading `?`.
+fn sas(name: &str, raw: &str) -> Result<Secret, String> {
+    secret(name, raw.trim_matches(' ').trim_start_matches('?'))
+}
+
 /// First non-empty variable of `names`, with its name.
 fn first(
     env: &dyn Fn(&str) -> Option<String>,
@@ -136,6 +167,12 @@ fn endpoint_suffix(
 }
 
 fn parse_endpoint(text: &str, what: &str) -> Result<Url, String> {
+    // The URL parser silently drops tabs and line breaks: refuse them instead.
+    if text.chars().any(char::is_control) {
+        return Err(format!(
+            "{what} contains a line break or a control character"
+        ));
+    }
     let url = Url::parse(text.trim().trim_end_matches('/'))
         .map_err(|e| format!("{what} {text:?} is not a URL: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
@@ -157,6 +194,16 @@ struct ConnectionString {
 }
 
 fn parse_connection_string(text: &str) -> Result<ConnectionString, String> {
+    const NAME: &str = "AZURE_STORAGE_CONNECTION_STRING";
+    if text
+        .trim_matches(' ')
+        .chars()
+        .any(|c| c.is_control() || !c.is_ascii())
+    {
+        return Err(format!(
+            "{NAME} contains a line break, a control character or a non-ASCII character; set it to the connection string alone"
+        ));
+    }
     let mut cs = ConnectionString::default();
     for part in text.split(';').map(str::trim).filter(|p| !p.is_empty()) {
         let Some((k, v)) = part.split_once('=') else {
@@ -220,13 +267,17 @@ pub(crate) fn resolve(
             "the default endpoint",
         )
     };
-    let own = match (nonempty(given.access_key), nonempty(given.sas_token)) {
-        (Some(key), _) => Some((Auth::SharedKey(Secret::new(key.to_string())), "access_key")),
-        (None, Some(sas)) => Some((
-            Auth::Sas(Secret::new(sas.trim_start_matches('?').to_string())),
+    let blank = |v: Option<&'_ str>| v.is_none_or(|v| v.trim().is_empty());
+    let own = match (given.access_key, given.sas_token) {
+        (Some(key), _) if !blank(Some(key)) => Some((
+            Auth::SharedKey(secret("the target's access_key", key)?),
+            "access_key",
+        )),
+        (_, Some(token)) if !blank(Some(token)) => Some((
+            Auth::Sas(sas("the target's sas_token", token)?),
             "sas_token",
         )),
-        (None, None) => None,
+        _ => None,
     };
     if let Some((auth, name)) = own {
         let endpoint = match explicit {
@@ -255,12 +306,12 @@ pub(crate) fn resolve(
                 &["ARM_SAS_TOKEN", "AZURE_STORAGE_SAS_TOKEN"],
             )
         };
-    if let Some((_, text)) = first(env, conn_vars) {
+    if let Some((_, text)) = first_raw(env, conn_vars) {
         let cs = parse_connection_string(&text)?;
         if let Some(name) = &cs.account {
             if name != account {
                 return Err(format!(
-                    "AZURE_STORAGE_CONNECTION_STRING is for account {name}, but the target names account {account}"
+                    "AZURE_STORAGE_CONNECTION_STRING is for account {name:?}, but the target names account {account}"
                 ));
             }
         }
@@ -277,8 +328,14 @@ pub(crate) fn resolve(
             )?,
         };
         let auth = match (cs.key, cs.sas) {
-            (Some(key), _) => Auth::SharedKey(Secret::new(key)),
-            (None, Some(sas)) => Auth::Sas(Secret::new(sas.trim_start_matches('?').to_string())),
+            (Some(key), _) => Auth::SharedKey(secret(
+                "AccountKey in AZURE_STORAGE_CONNECTION_STRING",
+                &key,
+            )?),
+            (None, Some(token)) => Auth::Sas(sas(
+                "SharedAccessSignature in AZURE_STORAGE_CONNECTION_STRING",
+                &token,
+            )?),
             (None, None) => return Err(
                 "AZURE_STORAGE_CONNECTION_STRING has neither AccountKey nor SharedAccessSignature"
                     .into(),
@@ -295,16 +352,16 @@ pub(crate) fn resolve(
         Some(e) => e,
         None => default_endpoint(endpoint_suffix(given.environment, env)?, "https")?,
     };
-    if let Some((name, key)) = first(env, key_vars) {
+    if let Some((name, key)) = first_raw(env, key_vars) {
         return Ok(Credentials {
-            auth: Auth::SharedKey(Secret::new(key)),
+            auth: Auth::SharedKey(secret(name, &key)?),
             endpoint,
             source: name.into(),
         });
     }
-    if let Some((name, sas)) = first(env, sas_vars) {
+    if let Some((name, token)) = first_raw(env, sas_vars) {
         return Ok(Credentials {
-            auth: Auth::Sas(Secret::new(sas.trim_start_matches('?').to_string())),
+            auth: Auth::Sas(sas(name, &token)?),
             endpoint,
             source: name.into(),
         });
@@ -312,11 +369,13 @@ pub(crate) fn resolve(
 
     let tenant = first(env, &["ARM_TENANT_ID", "AZURE_TENANT_ID"]).map(|(_, v)| v);
     let client_id = first(env, &["ARM_CLIENT_ID", "AZURE_CLIENT_ID"]).map(|(_, v)| v);
-    let (entra, source) = if let (Some((secret_var, _)), Some(tenant), Some(client_id)) = (
-        first(env, &["ARM_CLIENT_SECRET", "AZURE_CLIENT_SECRET"]),
-        tenant.clone(),
-        client_id.clone(),
-    ) {
+    let client_secret = first_raw(env, &["ARM_CLIENT_SECRET", "AZURE_CLIENT_SECRET"]);
+    if let Some((name, raw)) = &client_secret {
+        secret(name, raw)?;
+    }
+    let (entra, source) = if let (Some((secret_var, _)), Some(tenant), Some(client_id)) =
+        (client_secret, tenant.clone(), client_id.clone())
+    {
         (
             Entra::ClientSecret {
                 tenant,
@@ -366,6 +425,27 @@ pub(crate) fn resolve(
 }
 
 impl Credentials {
+    /// The secret values of this plan, to blank wherever SDK text is shown: the key, the
+    /// SAS and its signature, a service principal's secret.
+    pub(crate) fn secrets(&self, env: &dyn Fn(&str) -> Option<String>) -> Vec<String> {
+        match &self.auth {
+            Auth::SharedKey(key) => vec![key.secret().to_string()],
+            Auth::Sas(sas) => {
+                let mut out = vec![sas.secret().to_string()];
+                out.extend(
+                    url::form_urlencoded::parse(sas.secret().as_bytes())
+                        .filter(|(k, _)| k == "sig")
+                        .map(|(_, v)| v.into_owned()),
+                );
+                out
+            }
+            Auth::Entra(Entra::ClientSecret { secret_var, .. }) => env(secret_var)
+                .map(|v| vec![v.trim().to_string()])
+                .unwrap_or_default(),
+            Auth::Entra(_) => Vec::new(),
+        }
+    }
+
     /// The SDK credential for an Entra plan; `None` for key and SAS plans.
     pub(crate) fn token_credential(
         &self,
@@ -495,7 +575,7 @@ mod tests {
         )]);
         let err = resolve("acct", Given::default(), &e).unwrap_err();
         assert!(
-            err.contains("account other") && err.contains("account acct"),
+            err.contains("account \"other\"") && err.contains("account acct"),
             "{err}"
         );
         assert!(!err.contains("a2V5"));

@@ -1,0 +1,121 @@
+//! The HTTP side of the SDK pipeline: our own reqwest client with explicit timeouts,
+//! `HTTPS_PROXY`/`NO_PROXY` from the environment, a short retry budget, and one deadline
+//! over each whole request (retries included). The SDK defaults retry a dead endpoint or
+//! an unknown CA for over a minute; an on-call tool must fail in seconds.
+//!
+//! Certificates are loaded only for an https endpoint: an emulator on plain http starts
+//! without reading the system store or `SSL_CERT_FILE`.
+
+use azure_core::error::ErrorKind;
+use azure_core::http::policies::{Policy, PolicyResult};
+use azure_core::http::{
+    ClientOptions, Context, ExponentialRetryOptions, Request, RetryOptions, Transport, Url,
+};
+use azure_core::time::Duration as SdkDuration;
+use std::sync::Arc;
+use std::time::Duration;
+use tflock_core::error::source_chain;
+use tflock_core::ConnectOptions;
+
+/// At most this many retries after the first try.
+const MAX_RETRIES: u32 = 2;
+
+/// Client options every client of one store shares (transport, retries, policies), for
+/// an account whose blob endpoint is `endpoint`.
+pub(crate) fn client_options(
+    opts: &ConnectOptions,
+    endpoint: &Url,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<ClientOptions, String> {
+    let timeout = opts.timeout.max(Duration::from_millis(100));
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none());
+    if endpoint.scheme() == "https" {
+        if let Some(path) = env("SSL_CERT_FILE").filter(|p| !p.trim().is_empty()) {
+            let pem = std::fs::read(path.trim())
+                .map_err(|e| format!("SSL_CERT_FILE={path}: cannot read it: {e}"))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| format!("SSL_CERT_FILE={path}: not a PEM certificate bundle: {e}"))?;
+            builder = builder.tls_certs_merge(certs);
+        }
+    } else {
+        // Plain http: nothing is verified, so no root store is loaded (the platform
+        // verifier would read every system certificate at startup).
+        builder = builder.tls_certs_only(Vec::new());
+    }
+    let client = builder
+        .build()
+        .map_err(|e| format!("cannot set up the HTTP client: {}", source_chain(&e)))?;
+    let budget = SdkDuration::try_from(timeout).unwrap_or(SdkDuration::seconds(10));
+    Ok(ClientOptions {
+        transport: Some(Transport::new(Arc::new(client))),
+        per_call_policies: vec![Arc::new(Deadline(timeout))],
+        retry: RetryOptions::exponential(ExponentialRetryOptions {
+            initial_delay: SdkDuration::milliseconds(200),
+            max_retries: MAX_RETRIES,
+            max_total_elapsed: budget,
+            max_delay: SdkDuration::seconds(1),
+        }),
+        ..Default::default()
+    })
+}
+
+/// Bounds one whole request, retries and the response body included: it runs before the
+/// retry policy, which alone would allow one full timeout per try.
+#[derive(Debug)]
+struct Deadline(Duration);
+
+#[async_trait::async_trait]
+impl Policy for Deadline {
+    async fn send(
+        &self,
+        ctx: &Context,
+        request: &mut Request,
+        next: &[Arc<dyn Policy>],
+    ) -> PolicyResult {
+        let Some((policy, rest)) = next.split_first() else {
+            return Err(azure_core::Error::with_message(
+                ErrorKind::Other,
+                "the deadline policy must not be the last in the pipeline",
+            ));
+        };
+        match tokio::time::timeout(self.0, policy.send(ctx, request, rest)).await {
+            Ok(result) => result,
+            Err(_) => Err(azure_core::Error::new(
+                ErrorKind::Io,
+                std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no answer within {:?} (--request-timeout)", self.0),
+                ),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(s: &str) -> Url {
+        Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn the_ca_file_is_read_for_https_only() {
+        let opts = ConnectOptions::default();
+        let missing = |k: &str| (k == "SSL_CERT_FILE").then(|| "/nonexistent/ca.pem".to_string());
+        let err = client_options(&opts, &url("https://acct.blob.core.windows.net"), &missing)
+            .unwrap_err();
+        assert!(
+            err.starts_with("SSL_CERT_FILE=/nonexistent/ca.pem: cannot read it"),
+            "{err}"
+        );
+        // An emulator on plain http never reads it.
+        assert!(client_options(&opts, &url("http://127.0.0.1:10000/acct"), &missing).is_ok());
+        assert!(
+            client_options(&opts, &url("https://acct.blob.core.windows.net"), &|_| None).is_ok()
+        );
+    }
+}
