@@ -5,6 +5,7 @@
 //! store under test), then invokes [`conformance_suite!`](crate::conformance_suite). A
 //! backend is done when every case passes.
 
+pub mod http;
 pub mod relay;
 
 use crate::error::{Error, Kind};

@@ -1,0 +1,122 @@
+//! Consul answers and transport failures as one-line tflock errors. Consul's HTTP API
+//! answers failures with a plain-text body (`Permission denied`, `ACL not found`,
+//! `No path to datacenter`) and mostly status 403 / 500.
+
+use crate::client::Conn;
+use tflock_core::error::{one_line, root_cause};
+use tflock_core::{Error, Kind};
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn ok(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+    /// `true`/`false` answers of writes (`?cas=`, `?acquire=`, session destroy).
+    pub fn is_true(&self) -> bool {
+        String::from_utf8_lossy(&self.body).trim() == "true"
+    }
+}
+
+/// `HTTP 403: Permission denied`, escaped and bounded.
+pub fn describe(reply: &Reply) -> String {
+    let text = String::from_utf8_lossy(&reply.body);
+    let text: String = tflock_core::text::escape_control(&one_line(&text))
+        .chars()
+        .take(300)
+        .collect();
+    if text.is_empty() {
+        format!("HTTP {}", reply.status)
+    } else {
+        format!("HTTP {}: {text}", reply.status)
+    }
+}
+
+pub fn status_error(conn: &Conn, what: &str, reply: &Reply, acl: &str) -> Error {
+    let body = String::from_utf8_lossy(&reply.body).to_string();
+    let (kind, hint) = match reply.status {
+        401 | 403 if body.contains("ACL not found") || (body.contains("token") && conn.auth.token.is_none()) => (
+            Kind::Unauthenticated,
+            format!(
+                "the Consul token ({}) was not accepted: set CONSUL_HTTP_TOKEN or the backend's access_token",
+                conn.auth.token_from.unwrap_or("none set")
+            ),
+        ),
+        401 | 403 => (
+            Kind::PermissionDenied,
+            format!(
+                "the token ({}) needs {acl}",
+                conn.auth.token_from.unwrap_or("none set")
+            ),
+        ),
+        500 if body.contains("No path to datacenter") => (
+            Kind::Backend,
+            format!(
+                "datacenter {} is not known to {}: check the backend's datacenter (?datacenter=)",
+                conn.datacenter.as_deref().unwrap_or("(default)"),
+                conn.server()
+            ),
+        ),
+        429 | 500..=599 => (
+            Kind::Backend,
+            "the Consul agent is failing or has no leader: retry in a moment".to_string(),
+        ),
+        _ => (Kind::Backend, "check the target".to_string()),
+    };
+    let dc = conn
+        .datacenter
+        .as_deref()
+        .map(|d| format!(" in datacenter {d}"))
+        .unwrap_or_default();
+    Error::new(kind, format!("{what}{dc} failed: {}", describe(reply)))
+        .at(&conn.target)
+        .with_hint(hint)
+}
+
+pub fn transport(conn: &Conn, what: &str, e: &reqwest::Error, write: bool) -> Error {
+    if e.is_timeout() {
+        return timed_out(conn, what, write);
+    }
+    let cause = root_cause(e);
+    if e.is_connect() {
+        return Error::new(
+            Kind::Unreachable,
+            format!("{what} failed: cannot connect to {} ({cause})", conn.server()),
+        )
+        .at(&conn.target)
+        .with_hint("check the address (the backend's address, CONSUL_HTTP_ADDR), the scheme and the network");
+    }
+    let err = Error::new(
+        Kind::Backend,
+        format!("{what} failed: no answer from {} ({cause})", conn.server()),
+    )
+    .at(&conn.target)
+    .with_hint("check the network and the Consul agent");
+    if write {
+        err.with_kind(Kind::OutcomeUnknown)
+    } else {
+        err
+    }
+}
+
+pub fn timed_out(conn: &Conn, what: &str, write: bool) -> Error {
+    let err = Error::new(
+        Kind::Timeout,
+        format!(
+            "{what} failed: no answer from {} within {}s",
+            conn.server(),
+            conn.timeout.as_secs_f32()
+        ),
+    )
+    .at(&conn.target)
+    .with_hint("check the address and the network, or raise --request-timeout");
+    if write {
+        err.with_kind(Kind::OutcomeUnknown)
+    } else {
+        err
+    }
+}
