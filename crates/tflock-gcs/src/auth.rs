@@ -279,10 +279,11 @@ fn env_nonempty(name: &str) -> Option<String> {
 fn auth_problem(e: &AuthError, secrets: &Secrets) -> String {
     match e {
         AuthError::JsonError(j) => format!("it {}", json_problem(j)),
-        AuthError::UnsupportedAccountType(tp) if plain_word(tp) && tp.len() <= 40 => {
-            format!("credentials of type {tp} are not supported")
+        // The `type` is not repeated: a mangled file may hold anything there.
+        AuthError::UnsupportedAccountType(_) => {
+            "its type is not supported (service_account, authorized_user or external_account)"
+                .to_string()
         }
-        AuthError::UnsupportedAccountType(_) => "its type is not supported".to_string(),
         other => secrets.scrub(&one_line(&other.to_string())),
     }
 }
@@ -519,5 +520,220 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains('\n'));
+    }
+
+    /// The one value every hostile case carries; no message may show it (or a part).
+    const SECRET: &str = "TOPSECRET-7f3a9c2e1b5d";
+
+    /// Runs `f` on its own thread and runtime, failing the test if it takes more than 20 s:
+    /// a read that blocks (a FIFO) is a failure, not a hung test run.
+    fn within_seconds<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        rx.recv_timeout(Duration::from_secs(20))
+            .expect("blocked (or panicked) instead of failing with an error")
+    }
+
+    fn base() -> ClientConfig {
+        ClientConfig {
+            storage_endpoint: "http://127.0.0.1:9".into(),
+            ..ClientConfig::default()
+        }
+    }
+
+    /// Every credentials path with hostile content, from the block, the environment and
+    /// Application Default Credentials: each fails with one line that never shows SECRET.
+    #[test]
+    fn no_credentials_error_shows_a_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let file = |name: &str, body: &[u8]| {
+            let p = d.join(name);
+            std::fs::write(&p, body).unwrap();
+            p.display().to_string()
+        };
+        let pem = format!("-----BEGIN PRIVATE KEY-----\\n{SECRET}\\n-----END PRIVATE KEY-----\\n");
+        let broken = file(
+            "broken.json",
+            format!(r#"{{"private_key":"{SECRET}""#).as_bytes(),
+        );
+        let bad_key = file(
+            "bad-key.json",
+            format!(r#"{{"type":"service_account","private_key":"{pem}","client_email":"a@b"}}"#)
+                .as_bytes(),
+        );
+        let huge = d.join("huge.json");
+        {
+            let f = std::fs::File::create(&huge).unwrap();
+            f.set_len(CONFIG_MAX + 1).unwrap();
+        }
+        let fifo = d.join("fifo.json");
+        let c = std::ffi::CString::new(fifo.display().to_string()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let home = d.join("home");
+        std::fs::create_dir_all(home.join(".config/gcloud")).unwrap();
+        std::fs::write(
+            home.join(".config/gcloud/application_default_credentials.json"),
+            format!(r#"{{"type":"authorized_user","client_secret":"{SECRET}"}}"#),
+        )
+        .unwrap();
+        let (huge, fifo, home) = (
+            huge.display().to_string(),
+            fifo.display().to_string(),
+            home.display().to_string(),
+        );
+
+        // (what, the block's credentials option, environment)
+        type Case<'a> = (&'a str, Option<String>, Vec<(&'a str, String)>);
+        let cases: Vec<Case> = vec![
+            (
+                "inline JSON cut short",
+                Some(format!(r#"{{"private_key":"{SECRET}""#)),
+                vec![],
+            ),
+            (
+                "inline JSON, secret as type",
+                Some(format!(r#"{{"type":"{SECRET}"}}"#)),
+                vec![],
+            ),
+            (
+                "inline JSON, key of the wrong type",
+                Some(format!(
+                    r#"{{"type":"service_account","private_key":["{SECRET}"]}}"#
+                )),
+                vec![],
+            ),
+            (
+                "inline JSON, key that is not PEM",
+                Some(format!(
+                    r#"{{"type":"service_account","private_key":"{SECRET}","client_email":"a@b"}}"#
+                )),
+                vec![],
+            ),
+            (
+                "inline JSON, PEM that is not a key",
+                Some(format!(
+                    r#"{{"type":"service_account","private_key":"{pem}","client_email":"a@b"}}"#
+                )),
+                vec![],
+            ),
+            (
+                "inline JSON, user credentials without refresh token",
+                Some(format!(
+                    r#"{{"type":"authorized_user","client_secret":"{SECRET}"}}"#
+                )),
+                vec![],
+            ),
+            (
+                "inline JSON, a string where a list belongs (serde quotes it)",
+                Some(format!(
+                    r#"{{"type":"service_account","delegates":"{SECRET}"}}"#
+                )),
+                vec![],
+            ),
+            (
+                "inline JSON array",
+                Some(format!(r#"["{SECRET}"]"#)),
+                vec![],
+            ),
+            (
+                "the key itself, neither JSON nor a path",
+                Some(SECRET.to_string()),
+                vec![],
+            ),
+            ("a file cut short", Some(broken.clone()), vec![]),
+            ("a file with a bad key", Some(bad_key.clone()), vec![]),
+            ("a FIFO", Some(fifo.clone()), vec![]),
+            ("a huge file", Some(huge.clone()), vec![]),
+            ("/dev/zero", Some("/dev/zero".into()), vec![]),
+            ("a directory", Some(d.display().to_string()), vec![]),
+            (
+                "GOOGLE_CREDENTIALS inline",
+                None,
+                vec![(
+                    "GOOGLE_CREDENTIALS",
+                    format!(r#"{{"private_key":"{SECRET}""#),
+                )],
+            ),
+            (
+                "GOOGLE_BACKEND_CREDENTIALS, the key",
+                None,
+                vec![("GOOGLE_BACKEND_CREDENTIALS", SECRET.into())],
+            ),
+            (
+                "ADC file cut short",
+                None,
+                vec![("GOOGLE_APPLICATION_CREDENTIALS", broken)],
+            ),
+            (
+                "ADC file with a bad key",
+                None,
+                vec![("GOOGLE_APPLICATION_CREDENTIALS", bad_key)],
+            ),
+            (
+                "ADC FIFO",
+                None,
+                vec![("GOOGLE_APPLICATION_CREDENTIALS", fifo)],
+            ),
+            (
+                "ADC huge file",
+                None,
+                vec![("GOOGLE_APPLICATION_CREDENTIALS", huge)],
+            ),
+            (
+                "ADC /dev/zero",
+                None,
+                vec![("GOOGLE_APPLICATION_CREDENTIALS", "/dev/zero".into())],
+            ),
+            ("gcloud's user credentials", None, vec![("HOME", home)]),
+        ];
+        for (what, option, env) in cases {
+            let mut target = Target::parse("gs://b").unwrap();
+            if let Some(v) = option {
+                target.params.insert("credentials".into(), v);
+            }
+            let text = within_seconds(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                let lookup = |k: &str| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
+                let got = rt.block_on(configure_with(
+                    &target,
+                    base(),
+                    false,
+                    Duration::from_secs(2),
+                    lookup,
+                ));
+                match got {
+                    Ok(_) => None,
+                    Err(e) => Some(e.to_string()),
+                }
+            });
+            let Some(text) = text else {
+                panic!("{what}: accepted");
+            };
+            assert!(!text.contains(SECRET), "{what}: {text}");
+            assert!(!text.contains("7f3a9c2e1b5d"), "{what}: {text}");
+            assert!(!text.contains('\n'), "{what}: {text}");
+            assert!(text.starts_with("gs://b: "), "{what}: {text}");
+        }
+    }
+
+    #[test]
+    fn scrubbing_blanks_values_lines_and_url_secrets() {
+        let mut s = Secrets::default();
+        s.add_json(
+            &serde_json::json!({"type": "service_account", "client_email": "a@b.c",
+                "private_key": format!("-----BEGIN-----\n{SECRET}AAAA\n-----END-----")}),
+        );
+        let text = s.scrub(&format!(
+            "bad key line {SECRET}AAAA at https://u:p@h/x?token={SECRET} for a@b.c"
+        ));
+        assert!(!text.contains(SECRET), "{text}");
+        assert!(text.contains("a@b.c"), "descriptive fields stay: {text}");
     }
 }

@@ -55,13 +55,21 @@ impl Emu {
 
     /// Terraform's write: Go's storage.Writer with `DoesNotExist: true`, i.e. a multipart
     /// upload with `ifGenerationMatch=0`. Returns the new generation, or the HTTP status.
-    pub async fn create(&self, bucket: &str, object: &str, body: &str) -> Result<String, u16> {
-        let boundary = "tflock-test-boundary";
+    pub async fn create(
+        &self,
+        bucket: &str,
+        object: &str,
+        body: impl AsRef<[u8]>,
+    ) -> Result<String, u16> {
+        let boundary = "tflock-test-boundary-7d1e";
         let meta = serde_json::json!({ "bucket": bucket, "name": object });
-        let payload = format!(
+        let mut payload = format!(
             "--{boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n{meta}\r\n\
-             --{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n--{boundary}--\r\n"
-        );
+             --{boundary}\r\nContent-Type: application/octet-stream\r\n\r\n"
+        )
+        .into_bytes();
+        payload.extend_from_slice(body.as_ref());
+        payload.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
         let res = self
             .http
             .post(format!(
@@ -163,7 +171,7 @@ impl GcsPlace {
         }
     }
 
-    pub async fn write_lock(&self, state: &str, body: &str) -> String {
+    pub async fn write_lock(&self, state: &str, body: impl AsRef<[u8]>) -> String {
         self.ensure_state(state).await;
         self.emu
             .create(&self.bucket, &self.lock_object(state), body)
