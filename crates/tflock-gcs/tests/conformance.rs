@@ -425,3 +425,67 @@ fn opts(secs: u64) -> ConnectOptions {
         ..ConnectOptions::default()
     }
 }
+
+/// The target discovery makes from a `backend "gcs"` block (`?nested=false`) lists the
+/// workspaces of that prefix only: not the locks of a deeper prefix (another backend
+/// configuration), a sibling prefix or anything outside.
+#[tokio::test]
+async fn discovered_target_lists_only_its_own_workspaces() {
+    let Some(f) = fixture().await else { return };
+    let place = f.gcs_place("scoped", &f.emu.base).await;
+    let dev = place
+        .hold("dev", &sample_info("OperationTypeApply", ""))
+        .await;
+    let default = place
+        .hold("default", &sample_info("OperationTypePlan", ""))
+        .await;
+    // Another configuration's lock, one level deeper (`prefix = "env/app/x"`).
+    f.emu
+        .create(&place.bucket, "env/app/x/dev.tflock", r#"{"ID":"deeper"}"#)
+        .await
+        .unwrap();
+    let block = tflock_core::BackendBlock {
+        kind: "gcs".into(),
+        config: serde_json::from_value(serde_json::json!({
+            "bucket": place.bucket,
+            "prefix": "env/app",
+            "storage_custom_endpoint": format!("{}/storage/v1/", f.emu.base),
+        }))
+        .unwrap(),
+        source: "test".into(),
+        dir: ".".into(),
+    };
+    use tflock_core::Driver;
+    let targets = tflock_gcs::DRIVER.discover(&block).unwrap();
+    assert_eq!(targets.len(), 1);
+    let store = tflock_gcs::DRIVER
+        .open(&targets[0], &opts(5))
+        .await
+        .unwrap();
+    let mut got: Vec<(String, Option<String>)> = store
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| (l.id, l.workspace))
+        .collect();
+    got.sort();
+    let mut want = vec![
+        (default, Some("default".to_string())),
+        (dev, Some("dev".to_string())),
+    ];
+    want.sort();
+    assert_eq!(got, want);
+    // Without the scope, the deeper lock is there too.
+    let all = GcsStore::open(
+        &Target::parse(&format!(
+            "gs://{}/env/app?endpoint={}",
+            place.bucket, f.emu.base
+        ))
+        .unwrap(),
+        &opts(5),
+    )
+    .await
+    .unwrap();
+    assert_eq!(all.list().await.unwrap().len(), 3);
+}
