@@ -9,15 +9,19 @@
 //! option (the backend block's `access_token`, passed by discovery or set in tflock.toml),
 //! else `GOOGLE_OAUTH_ACCESS_TOKEN`, else Application Default Credentials; `?endpoint=` or
 //! `STORAGE_EMULATOR_HOST` point at an emulator (anonymous unless a token is given).
-
+//!
 //! `?nested=false` (what discovery sets) covers only `<prefix><ws>.tflock`, the
 //! workspaces of one backend configuration, not deeper prefixes.
 //!
-//! Files: `store.rs` (list, break), `naming.rs` (object names and workspaces), `client.rs`
-//! (endpoint, credentials, timeouts, errors), `discover.rs` (the `backend "gcs"` block).
+//! Files: `store.rs` (list, break), `naming.rs` (object names and workspaces), `auth.rs`
+//! (access token, credentials JSON, ADC), `client.rs` (endpoint, HTTP client, timeouts,
+//! read retries), `error.rs` (statuses and transport failures -> error kinds and hints),
+//! `discover.rs` (the `backend "gcs"` block).
 
+mod auth;
 mod client;
 mod discover;
+mod error;
 mod naming;
 mod store;
 

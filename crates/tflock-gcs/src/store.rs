@@ -1,9 +1,12 @@
 //! Listing `.tflock` objects and breaking one with a generation-conditioned delete.
 
-use crate::client::{status, Conn};
+use crate::client::Conn;
+use crate::error::Failure;
 use crate::naming::{parse_lock_name, LockName, LOCK_SUFFIX};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use futures::channel::mpsc;
+use futures::{SinkExt, StreamExt, TryStreamExt};
 use gcloud_storage::http::objects::delete::DeleteObjectRequest;
 use gcloud_storage::http::objects::download::Range;
 use gcloud_storage::http::objects::get::GetObjectRequest;
@@ -58,10 +61,11 @@ impl GcsStore {
         format!("gs://{}/{object}", self.bucket)
     }
 
-    /// Every `<prefix>**/<ws>.tflock`, all pages. The name filter is applied here as well
-    /// as by `matchGlob`: emulators ignore the glob and return state objects too.
-    async fn list_lock_objects(&self) -> Result<Vec<Found>, Error> {
-        let mut found = Vec::new();
+    /// Every `<prefix>**/<ws>.tflock`, all pages, sent to `out` page by page so that their
+    /// bodies are read while later pages are still being listed. The name filter is
+    /// applied here as well as by `matchGlob`: emulators ignore the glob and return state
+    /// objects too.
+    async fn list_lock_objects(&self, mut out: mpsc::Sender<Found>) -> Result<(), Error> {
         let mut page_token: Option<String> = None;
         loop {
             let req = ListObjectsRequest {
@@ -84,22 +88,24 @@ impl GcsStore {
                 let Some(name) = self.lock_name(&obj.name) else {
                     continue;
                 };
-                found.push(Found {
+                let found = Found {
                     name,
                     generation: obj.generation,
                     metageneration: obj.metageneration,
                     size: obj.size,
                     created: created_of(&obj),
                     object: obj.name,
-                });
+                };
+                // The reader stopped (it failed): its error is the one to report.
+                if out.send(found).await.is_err() {
+                    return Ok(());
+                }
             }
             match page.next_page_token.filter(|t| !t.is_empty()) {
                 Some(t) if Some(&t) != page_token.as_ref() => page_token = Some(t),
-                _ => break,
+                _ => return Ok(()),
             }
         }
-        found.sort_by(|a, b| a.object.cmp(&b.object));
-        Ok(found)
     }
 
     /// The lock name of `object` when it is a lock this target covers.
@@ -115,44 +121,67 @@ impl GcsStore {
         };
         match self.conn.read(|| self.conn.client.get_object(&req)).await {
             Ok(o) => Ok(Some(o)),
-            Err(e) if status(&e) == Some(404) => Ok(None),
+            Err(e) if e.status() == Some(404) => Ok(None),
             Err(e) => Err(self
                 .conn
                 .error(&format!("reading {}", self.location(object)), &e)),
         }
     }
 
+    /// The body of exactly `generation`, at most [`MAX_LOCK_BYTES`]: `Ok(None)` when the
+    /// object is larger (the listed size is checked first; this bounds a server that
+    /// sends more than it said).
+    async fn download(&self, object: &str, generation: i64) -> Result<Option<Vec<u8>>, Failure> {
+        let req = GetObjectRequest {
+            bucket: self.bucket.clone(),
+            object: object.to_string(),
+            generation: Some(generation),
+            ..Default::default()
+        };
+        let whole = Range::default();
+        self.conn
+            .read(|| async {
+                let mut body = Vec::new();
+                let mut chunks = self
+                    .conn
+                    .client
+                    .download_streamed_object(&req, &whole)
+                    .await?;
+                while let Some(chunk) = chunks.try_next().await? {
+                    if body.len() + chunk.len() > MAX_LOCK_BYTES as usize {
+                        return Ok(None);
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(Some(body))
+            })
+            .await
+    }
+
     /// Reads the body of exactly the generation listed. If that generation is gone (the
     /// lock was released or re-taken since the listing), reads the current one once more;
     /// `None` when no lock object is left.
     async fn read_lock(&self, mut found: Found) -> Result<Option<Lock>, Error> {
+        let too_big = |size: i64| {
+            format!("object is {size} bytes, too big for Terraform lock info; not read")
+        };
         for attempt in 0..2 {
             if found.size > MAX_LOCK_BYTES {
-                return Ok(Some(self.lock_of(
-                    &found,
-                    Err(format!(
-                        "object is {} bytes, too big for Terraform lock info; not read",
-                        found.size
-                    )),
-                )));
+                return Ok(Some(self.lock_of(&found, Err(too_big(found.size)))));
             }
-            let req = GetObjectRequest {
-                bucket: self.bucket.clone(),
-                object: found.object.clone(),
-                generation: Some(found.generation),
-                ..Default::default()
-            };
-            let whole = Range::default();
-            match self
-                .conn
-                .read(|| self.conn.client.download_object(&req, &whole))
-                .await
-            {
-                Ok(body) => {
+            match self.download(&found.object, found.generation).await {
+                Ok(Some(body)) => {
                     let text = String::from_utf8_lossy(&body).into_owned();
                     return Ok(Some(self.lock_of(&found, Ok(text))));
                 }
-                Err(e) if status(&e) == Some(404) && attempt == 0 => {
+                Ok(None) => {
+                    let reason = format!(
+                        "object is larger than the {} bytes it was listed with and than Terraform lock info; not read",
+                        found.size
+                    );
+                    return Ok(Some(self.lock_of(&found, Err(reason))));
+                }
+                Err(e) if e.status() == Some(404) && attempt == 0 => {
                     let Some(obj) = self.metadata(&found.object).await? else {
                         return Ok(None);
                     };
@@ -161,7 +190,7 @@ impl GcsStore {
                     found.size = obj.size;
                     found.created = created_of(&obj);
                 }
-                Err(e) if status(&e).is_some() => {
+                Err(e) if e.status().is_some() => {
                     // Listed but unreadable (e.g. 403 on get): still shown, breakable by generation.
                     let err = self.conn.error("reading the lock", &e);
                     return Ok(Some(self.lock_of(&found, Err(err.to_string()))));
@@ -236,14 +265,17 @@ impl LockStore for GcsStore {
     }
 
     async fn list(&self) -> Result<Vec<Lock>, Error> {
-        let found = self.list_lock_objects().await?;
-        let read = tflock_core::bounded(found, self.concurrency, |f| self.read_lock(f)).await;
-        let mut locks = Vec::new();
-        for lock in read {
-            if let Some(lock) = lock? {
-                locks.push(lock);
-            }
-        }
+        // Listing and reading overlap: bodies of the first page are read (at most
+        // `concurrency` at once) while the next pages are still being listed.
+        let (tx, rx) = mpsc::channel::<Found>(PAGE_SIZE as usize);
+        let listing = self.list_lock_objects(tx);
+        let reading = rx
+            .map(|found| self.read_lock(found))
+            .buffer_unordered(self.concurrency)
+            .try_filter_map(|lock| futures::future::ready(Ok(lock)))
+            .try_collect::<Vec<Lock>>();
+        let ((), mut locks) = futures::future::try_join(listing, reading).await?;
+        locks.sort_by(|a, b| a.location.cmp(&b.location));
         Ok(locks)
     }
 
@@ -291,22 +323,22 @@ impl LockStore for GcsStore {
         };
         // Never retried: a lost reply followed by a retry would report a false conflict at
         // best; a lost reply is settled by reading the generation again.
-        match self.conn.client.delete_object(&req).await {
+        match self.conn.once(self.conn.client.delete_object(&req)).await {
             Ok(()) => Ok(Broken {
                 removed: vec![format!("{location} (generation {generation})")],
                 ..Broken::default()
             }),
-            Err(e) if matches!(status(&e), Some(404 | 412)) => Err(Error::changed(
+            Err(e) if matches!(e.status(), Some(404 | 412)) => Err(Error::changed(
                 &self.conn.target,
                 format!(
                     "{location} is no longer generation {generation} (HTTP {})",
-                    status(&e).unwrap_or_default()
+                    e.status().unwrap_or_default()
                 ),
             )),
             Err(e) => {
                 let err = self.conn.error(&format!("deleting {location}"), &e);
                 // An answer below 500 applied nothing; no answer, or a 5xx, may have.
-                match status(&e) {
+                match e.status() {
                     Some(s) if s < 500 || s == 503 => Err(err),
                     _ if err.kind() == Kind::Unreachable => Err(err),
                     _ => Err(err.with_kind(Kind::OutcomeUnknown)),
