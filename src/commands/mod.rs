@@ -3,6 +3,7 @@
 
 #[path = "break.rs"]
 mod break_cmd;
+mod doctor;
 mod inspect;
 mod list;
 mod wait;
@@ -25,6 +26,7 @@ pub async fn dispatch(cli: Cli, io: &mut Io<'_>, resolver: &dyn Resolver) -> i32
         Command::Inspect(a) => inspect::run(a, io, resolver, &opts).await,
         Command::Break(a) => break_cmd::run(a, io, resolver, &opts).await,
         Command::Wait(a) => wait::run(a, io, resolver, &opts).await,
+        Command::Doctor(a) => doctor::run(a, io, resolver, &opts).await,
         Command::Completions { shell } => {
             let mut cmd = crate::cli::command();
             clap_complete::generate(shell, &mut cmd, "tflock", io.out);
