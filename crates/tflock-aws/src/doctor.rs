@@ -11,8 +11,9 @@
 //!   Fixes: `UpdateItem SET Digest = :new` and `DeleteItem`, both conditioned on
 //!   `Digest = :old`, sent once, after re-reading the object (same ETag and VersionId, or
 //!   still missing) and seeing no lock on that state. No other row is ever written.
-//! - `s3://`: a `.tflock` lockfile whose state object does not exist (advice only: it is a
-//!   lock, removed with `tflock break`, which `terraform force-unlock` cannot do there).
+//! - `s3://`: a `.tflock` lockfile whose state object does not exist: a killed first apply
+//!   (whose resources no state records) or a deleted workspace (advice only: it is a
+//!   lock, removed with `tflock break`).
 //!
 //! Advice puts each command on its own line, so the CLI can add the targets to the
 //! `tflock` ones.
@@ -1536,11 +1537,11 @@ impl Doctor {
             "orphan-lockfile",
             (bucket, state),
             format!(
-                "lockfile {lockfile} locks a state that does not exist: it blocks every run of this workspace, and terraform force-unlock cannot remove it (it needs the state)"
+                "lockfile {lockfile} locks a state that does not exist: a run that never wrote its state (a first apply that was killed) or a deleted workspace left it, and it blocks every run of this workspace"
             ),
             evidence,
             format!(
-                "It is left by a run that never wrote state (a first apply that was killed) or by a deleted workspace. If no run is still going (see who and created), remove it:\ntflock break --id {}",
+                "If no run is still going (see who and created), remove it. A killed first apply may have created resources that no state records: look for them before the next apply (terraform import).\ntflock break --id {}",
                 shell_quote(&id)
             ),
             None,
