@@ -11,11 +11,13 @@
 //!
 //! Files: `store.rs` (list, break), `naming.rs` (metadata and blob names), `client.rs`,
 //! `credentials.rs`, `shared_key.rs` and `transport.rs` (endpoint, auth, timeouts),
-//! `error.rs`, `discover.rs` (the `backend "azurerm"` block).
+//! `error.rs`, `discover.rs` (the `backend "azurerm"` block), `doctor.rs` (leases without
+//! lock metadata).
 
 mod client;
 mod credentials;
 mod discover;
+mod doctor;
 mod error;
 mod naming;
 mod shared_key;

@@ -14,10 +14,12 @@
 //! workspaces of one backend configuration, not deeper prefixes.
 //!
 //! Files: `store.rs` (list, break), `naming.rs` (object names and workspaces), `client.rs`
-//! (endpoint, credentials, timeouts, errors), `discover.rs` (the `backend "gcs"` block).
+//! (endpoint, credentials, timeouts, errors), `discover.rs` (the `backend "gcs"` block),
+//! `doctor.rs` (lock objects without their state).
 
 mod client;
 mod discover;
+mod doctor;
 mod naming;
 mod store;
 
