@@ -1541,7 +1541,12 @@ impl Doctor {
             ),
             evidence,
             format!(
-                "If no run is still going (see who and created), remove it. A killed first apply may have created resources that no state records: look for them before the next apply (terraform import).\ntflock break --id {}",
+                "If no run is still going (see who and created), remove it{}. A killed first apply may have created resources that no state records: look for them before the next apply (terraform import).\ntflock break --id {}",
+                if self.workspace(state).as_deref() == Some("default") {
+                    ""
+                } else {
+                    " (terraform force-unlock cannot: for a workspace without state it first tries to lock and create the state, and meets this lock)"
+                },
                 shell_quote(&id)
             ),
             None,
