@@ -853,3 +853,40 @@ async fn sse_key_on_the_url_is_refused_and_a_bad_key_fails_only_the_doctor() {
     assert_eq!(err.kind(), Kind::Usage);
     assert!(!err.to_string().contains(key), "{err}");
 }
+
+/// The same for removing a digest row without state: a lost reply is confirmed by a
+/// second read (the row is gone), and the delete is sent once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_delete_reply_is_settled_by_reading_again() {
+    let Some(bed) = Bed::new("lostdel").await else {
+        return;
+    };
+    bed.terraform_write(KEY, &state(1, "l")).await;
+    bed.delete_object(KEY).await;
+    let relay = Relay::start(&bed.moto).await;
+    let store = open(&bed.scoped(&relay.url), &[("s3_endpoint", &bed.moto)]).await;
+    let f = only(diagnose(store.as_ref()).await);
+    assert_eq!(f.kind, "digest-without-state");
+    let is_delete = |s: &tflock_core::testkit::relay::Seen| {
+        s.header("x-amz-target")
+            .is_some_and(|t| t.ends_with(".DeleteItem"))
+    };
+    let lost = std::sync::Mutex::new(false);
+    relay.set_rule(move |s| {
+        if is_delete(s) && !std::mem::replace(&mut *lost.lock().unwrap(), true) {
+            Verdict::LoseReply
+        } else {
+            Verdict::Forward
+        }
+    });
+    let others = bed.rows_except_digest(KEY).await;
+    let done = store
+        .repair(f.fix.as_ref().unwrap())
+        .await
+        .unwrap_or_else(|e| panic!("a lost reply must be confirmed by reading: {e}"));
+    assert!(done.done[0].contains("second read confirmed"), "{done:?}");
+    assert_eq!(bed.digest(KEY).await, None);
+    assert_eq!(bed.rows_except_digest(KEY).await, others);
+    let deletes = relay.seen().into_iter().filter(|s| is_delete(s)).count();
+    assert_eq!(deletes, 1, "the delete was sent again");
+}
