@@ -2,7 +2,8 @@
 //!
 //! For every lock location a break touches, one `intent` record is written (and synced)
 //! before the delete is sent, and one `outcome` record after it. A break does not happen
-//! if its intent cannot be recorded. Each record is one JSON line, serialised into one
+//! if its intent cannot be recorded. A `tflock doctor --fix` repair is recorded the same
+//! way (`"action": "fix"`, tied by `fix_id`). Each record is one JSON line, serialised into one
 //! buffer and written with one `write` on an `O_APPEND` file under an advisory `flock`,
 //! then `fsync`ed: concurrent tflock runs never interleave lines, and a crash loses at most
 //! the record being written.
@@ -13,7 +14,7 @@ use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use tflock_core::{Error, Guard, Kind, Lock};
+use tflock_core::{Error, Finding, Guard, Kind, Lock, Repaired};
 
 pub struct AuditLog {
     path: PathBuf,
@@ -44,6 +45,8 @@ pub fn default_path(explicit: Option<&Path>) -> Option<PathBuf> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Removed,
+    /// A doctor fix was applied.
+    Applied,
     Changed,
     Refused,
     Failed,
@@ -55,17 +58,28 @@ impl Outcome {
     pub fn of(result: &Result<tflock_core::Broken, Error>) -> Outcome {
         match result {
             Ok(_) => Outcome::Removed,
-            Err(e) => match e.kind() {
-                Kind::Changed => Outcome::Changed,
-                Kind::Refused => Outcome::Refused,
-                Kind::OutcomeUnknown => Outcome::Unknown,
-                _ => Outcome::Failed,
-            },
+            Err(e) => Outcome::of_error(e),
+        }
+    }
+    /// How a doctor fix ended.
+    pub fn of_fix(result: &Result<Repaired, Error>) -> Outcome {
+        match result {
+            Ok(_) => Outcome::Applied,
+            Err(e) => Outcome::of_error(e),
+        }
+    }
+    fn of_error(e: &Error) -> Outcome {
+        match e.kind() {
+            Kind::Changed => Outcome::Changed,
+            Kind::Refused => Outcome::Refused,
+            Kind::OutcomeUnknown => Outcome::Unknown,
+            _ => Outcome::Failed,
         }
     }
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Removed => "removed",
+            Outcome::Applied => "applied",
             Outcome::Changed => "changed",
             Outcome::Refused => "refused",
             Outcome::Failed => "failed",
@@ -133,6 +147,56 @@ impl AuditLog {
         record.insert("outcome".into(), outcome.as_str().into());
         record.insert("detail".into(), detail.map(tflock_core::redact::url).into());
         self.append(record)
+    }
+
+    /// Records that the fix of `finding` is about to be applied. `fix_id` ties it to its
+    /// outcome.
+    pub fn fix_intent(&mut self, fix_id: &str, finding: &Finding) -> Result<(), Error> {
+        let record = self.fix_record("intent", fix_id, finding);
+        self.append(record)
+    }
+
+    /// Records how the fix of `finding` ended, and what it changed.
+    pub fn fix_outcome(
+        &mut self,
+        fix_id: &str,
+        finding: &Finding,
+        outcome: Outcome,
+        detail: Option<&str>,
+        done: &[String],
+    ) -> Result<(), Error> {
+        let mut record = self.fix_record("outcome", fix_id, finding);
+        record.insert("outcome".into(), outcome.as_str().into());
+        record.insert("detail".into(), detail.map(tflock_core::redact::url).into());
+        record.insert("done".into(), json!(done));
+        self.append(record)
+    }
+
+    fn fix_record(&self, event: &str, fix_id: &str, f: &Finding) -> Map<String, Value> {
+        let mut r = Map::new();
+        r.insert("event".into(), event.into());
+        r.insert("action".into(), "fix".into());
+        r.insert(
+            "time".into(),
+            tflock_core::lockinfo::go_time(Some(chrono::Utc::now())).into(),
+        );
+        r.insert("fix_id".into(), fix_id.into());
+        r.extend(self.common.clone());
+        r.insert("kind".into(), f.kind.into());
+        r.insert("target".into(), f.target.clone().into());
+        r.insert("subject".into(), f.subject.clone().into());
+        r.insert("workspace".into(), json!(f.workspace));
+        r.insert(
+            "fix".into(),
+            json!(f.fix.as_ref().map(|x| x.description.as_str())),
+        );
+        let evidence: Map<String, Value> = f
+            .evidence
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
+        r.insert("evidence".into(), Value::Object(evidence));
+        r
     }
 
     fn record(

@@ -79,6 +79,10 @@ pub enum Command {
     Break(BreakArgs),
     /// Wait until a lock is gone (exit 0) or the timeout passes (exit 5).
     Wait(WaitArgs),
+    /// Find what blocks Terraform around its locks (a DynamoDB digest that does not match
+    /// the state, orphan lockfiles, lock halves that disagree, foreign leases), with the
+    /// evidence and the exact fix; --fix applies the safe ones.
+    Doctor(DoctorArgs),
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
@@ -201,4 +205,31 @@ pub struct WaitArgs {
     /// How often to look.
     #[arg(long, default_value = "5s", value_name = "DUR", value_parser = duration)]
     pub interval: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub targets: TargetArgs,
+    /// Apply the fixes offered, each only if what it was decided on is unchanged (asks
+    /// for 'yes'; see --yes, --dry-run).
+    #[arg(long)]
+    pub fix: bool,
+    /// With --fix: do not ask for confirmation.
+    #[arg(long, short = 'y', requires = "fix")]
+    pub yes: bool,
+    /// Show what --fix would change, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Start from a pasted "state data in S3 does not have the expected content" error (a
+    /// file, or - for stdin): check only that state.
+    #[arg(long, value_name = "FILE|-")]
+    pub from_error: Option<PathBuf>,
+    /// Append one JSON line per fix attempt here (default: $TFLOCK_AUDIT_LOG, else
+    /// $XDG_STATE_HOME/tflock/audit.jsonl).
+    #[arg(long, value_name = "FILE")]
+    pub audit_log: Option<PathBuf>,
 }

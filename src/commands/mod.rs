@@ -3,6 +3,7 @@
 
 #[path = "break.rs"]
 mod break_cmd;
+mod doctor;
 mod inspect;
 mod list;
 mod pasted;
@@ -47,6 +48,7 @@ pub async fn dispatch(cli: Cli, io: &mut Io<'_>, resolver: &dyn Resolver) -> i32
         Command::Inspect(a) => inspect::run(a, &mut app).await,
         Command::Break(a) => break_cmd::run(a, &mut app).await,
         Command::Wait(a) => wait::run(a, &mut app).await,
+        Command::Doctor(a) => doctor::run(a, &mut app).await,
         Command::Completions { shell } => {
             let mut cmd = crate::cli::command();
             clap_complete::generate(shell, &mut cmd, "tflock", app.io.out);

@@ -36,7 +36,7 @@ const PARAMS: [&str; 14] = [
 ];
 
 /// Options that would be printed if written on the URL, which is the target's name.
-const SECRETS: [&str; 3] = ["access_key", "secret_key", "token"];
+const SECRETS: [&str; 4] = ["access_key", "secret_key", "token", "sse_customer_key"];
 
 /// Region used with a custom endpoint (an emulator, a VPC endpoint) when none is set.
 const ENDPOINT_DEFAULT_REGION: &str = "us-east-1";

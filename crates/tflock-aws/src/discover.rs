@@ -63,6 +63,12 @@ struct Settings {
     dynamodb_endpoint: Option<String>,
     #[serde(default, deserialize_with = "de::text")]
     sts_endpoint: Option<String>,
+    /// SSE-C: the state objects are encrypted with this key (used only with `encrypt`,
+    /// as Terraform does); `tflock doctor` needs it to read them.
+    #[serde(default, deserialize_with = "de::text")]
+    sse_customer_key: Option<String>,
+    #[serde(default, deserialize_with = "de::flag")]
+    encrypt: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -196,18 +202,26 @@ impl Driver for AwsDriver {
             .map(|p| p.trim_end_matches('/'))
             .filter(|p| *p != crate::naming::WORKSPACE_PREFIX);
         let endpoints = s.endpoints.as_ref();
+        let s3_endpoint = endpoints.and_then(|e| e.s3.clone()).or(s.endpoint.clone());
         let mut out = Vec::new();
         if s.use_lockfile == Some(true) {
-            let endpoint = endpoints.and_then(|e| e.s3.clone()).or(s.endpoint.clone());
-            let t = scoped(format!("s3://{bucket}?"), key, prefix)?.with("endpoint", endpoint);
+            let t = scoped(format!("s3://{bucket}?"), key, prefix)?
+                .with("endpoint", s3_endpoint.clone());
             out.push(s.common(t));
         }
         if let Some(table) = &s.dynamodb_table {
             let endpoint = endpoints
                 .and_then(|e| e.dynamodb.clone())
                 .or(s.dynamodb_endpoint.clone());
+            // The doctor compares the table's digest rows with the state objects in S3.
+            let sse_key = s
+                .sse_customer_key
+                .clone()
+                .filter(|_| s.encrypt == Some(true));
             let t = scoped(format!("dynamodb://{table}?bucket={bucket}&"), key, prefix)?
-                .with("endpoint", endpoint);
+                .with("endpoint", endpoint)
+                .with("s3_endpoint", s3_endpoint)
+                .with("sse_customer_key", sse_key);
             out.push(s.common(t));
         }
         if out.is_empty() {

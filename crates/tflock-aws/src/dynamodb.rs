@@ -13,7 +13,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use std::collections::HashMap;
 use tflock_core::{
-    Backend, BreakOptions, Broken, Error, Handle, Lock, LockStore, Presence, Target,
+    Backend, BreakOptions, Broken, Error, Finding, Fix, Handle, Lock, LockStore, Presence,
+    Repaired, Target,
 };
 
 /// The backend name of DynamoDB lock rows.
@@ -45,6 +46,8 @@ pub(crate) struct DynamoStore {
     region: String,
     endpoint: Option<String>,
     client: Client,
+    /// `tflock doctor` over this table: its digest rows against the state objects.
+    doctor: crate::doctor::Doctor,
 }
 
 impl DynamoStore {
@@ -93,6 +96,7 @@ impl DynamoStore {
             region: aws.region().to_string(),
             endpoint: aws.endpoint.clone(),
             client: Client::new(&aws.sdk),
+            doctor: crate::doctor::Doctor::for_table(target, aws)?,
         })
     }
 
@@ -305,5 +309,13 @@ impl LockStore for DynamoStore {
             Some(info) if info == h.info => Presence::Same,
             Some(_) => Presence::Other,
         })
+    }
+
+    async fn diagnose(&self) -> Result<Vec<Finding>, Error> {
+        self.doctor.diagnose().await
+    }
+
+    async fn repair(&self, fix: &Fix) -> Result<Repaired, Error> {
+        self.doctor.repair(fix).await
     }
 }

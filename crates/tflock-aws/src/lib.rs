@@ -14,10 +14,11 @@
 //!
 //! Files: `s3.rs` and `dynamodb.rs` (the stores), `naming.rs` (keys and workspaces),
 //! `auth.rs` (credentials, region, endpoints, timeouts), `error.rs`, `discover.rs` (the
-//! `backend "s3"` block).
+//! `backend "s3"` block), `doctor.rs` (`tflock doctor`: digest rows, orphan lockfiles).
 
 mod auth;
 mod discover;
+mod doctor;
 mod dynamodb;
 mod error;
 mod naming;
@@ -38,7 +39,12 @@ const SCOPE_PARAMS: [&str; 2] = ["key", "workspace_key_prefix"];
 pub async fn open(target: &Target, opts: &ConnectOptions) -> Result<Arc<dyn LockStore>, Error> {
     match target.scheme.as_str() {
         "dynamodb" => {
-            let params = [&["segments", "bucket"][..], &SCOPE_PARAMS].concat();
+            let params = [
+                &["segments", "bucket"][..],
+                &SCOPE_PARAMS,
+                &doctor::TABLE_PARAMS,
+            ]
+            .concat();
             let aws = auth::load(target, opts, "AWS_ENDPOINT_URL_DYNAMODB", &params).await?;
             Ok(Arc::new(dynamodb::DynamoStore::new(target, &aws)?))
         }

@@ -16,8 +16,8 @@ use aws_sdk_s3::Client;
 use chrono::{DateTime, Utc};
 use tflock_core::error::source_chain;
 use tflock_core::{
-    bounded, Backend, BreakOptions, Broken, ConnectOptions, Error, Guard, Handle, Lock, LockStore,
-    Presence, Target,
+    bounded, Backend, BreakOptions, Broken, ConnectOptions, Error, Finding, Fix, Guard, Handle,
+    Lock, LockStore, Presence, Repaired, Target,
 };
 use tokio::sync::OnceCell;
 
@@ -40,6 +40,8 @@ pub(crate) struct S3Store {
     if_match_honoured: OnceCell<bool>,
     concurrency: usize,
     client: Client,
+    /// `tflock doctor` over this bucket: lockfiles whose state object is missing.
+    doctor: crate::doctor::Doctor,
 }
 
 /// What a break of a lockfile compares on.
@@ -81,6 +83,7 @@ impl S3Store {
             if_match_honoured: OnceCell::new(),
             concurrency: opts.concurrency,
             client: Client::from_conf(config),
+            doctor: crate::doctor::Doctor::for_bucket(target, aws)?,
         })
     }
 
@@ -400,5 +403,13 @@ impl LockStore for S3Store {
             Some(now) if Some(&now) == h.etag.as_ref() => Presence::Same,
             Some(_) => Presence::Other,
         })
+    }
+
+    async fn diagnose(&self) -> Result<Vec<Finding>, Error> {
+        self.doctor.diagnose().await
+    }
+
+    async fn repair(&self, fix: &Fix) -> Result<Repaired, Error> {
+        self.doctor.repair(fix).await
     }
 }

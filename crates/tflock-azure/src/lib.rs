@@ -14,11 +14,13 @@
 //! (which credential and endpoint; `auth/shared_key.rs` signs with an account key),
 //! `client.rs` (the SDK clients; `client/transport.rs`: HTTP client, timeouts, CAs),
 //! `error.rs` (storage errors to tflock errors), `discover.rs` (the driver and the
-//! `backend "azurerm"` block).
+//! `backend "azurerm"` block), `doctor.rs`
+//! (leases without lock metadata).
 
 mod auth;
 mod client;
 mod discover;
+mod doctor;
 mod error;
 mod naming;
 mod store;

@@ -19,7 +19,9 @@ use azure_storage_blob::models::{
 };
 use futures::TryStreamExt;
 use std::collections::HashMap;
-use tflock_core::{Backend, BreakOptions, Broken, Error, Handle, Lock, LockStore, Presence};
+use tflock_core::{
+    Backend, BreakOptions, Broken, Error, Finding, Handle, Lock, LockStore, Presence,
+};
 
 /// The backend name of Azure blob leases.
 pub const AZURE: Backend = Backend::new("azure");
@@ -442,5 +444,8 @@ impl LockStore for AzureStore {
         } else {
             Presence::Other
         })
+    }
+    async fn diagnose(&self) -> Result<Vec<Finding>, Error> {
+        crate::doctor::diagnose(self).await
     }
 }

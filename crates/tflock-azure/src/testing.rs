@@ -222,6 +222,26 @@ impl Harness {
         Ok(())
     }
 
+    /// A lease of `seconds` (15-60) on `blob` (created empty if missing), without any
+    /// metadata: another tool's lease, as a backup or copy job takes it.
+    pub async fn lease_for(&self, blob: &str, lease_id: &str, seconds: i32) -> Result<(), String> {
+        let client = self.clients.blob(blob, false).map_err(|e| e.to_string())?;
+        if client.get_properties(None).await.is_err() {
+            self.put_state(blob, b"", &[]).await?;
+        }
+        client
+            .acquire_lease(
+                seconds,
+                Some(BlobClientAcquireLeaseOptions {
+                    proposed_lease_id: Some(lease_id.to_string()),
+                    ..Default::default()
+                }),
+            )
+            .await
+            .map_err(|e| msg(&format!("acquiring a lease on {blob}"), &e))?;
+        Ok(())
+    }
+
     /// The lock on `blob` right now: `Some(LockInfo.ID)` when leased with decodable
     /// metadata, `Some("leased")` when leased without it, `None` when not leased or missing.
     pub async fn current(&self, blob: &str) -> Result<Option<String>, String> {

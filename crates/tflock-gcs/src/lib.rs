@@ -16,11 +16,13 @@
 //! Files: `store.rs` (list, break), `naming.rs` (object names and workspaces), `auth.rs`
 //! (access token, credentials JSON, ADC), `client.rs` (endpoint, HTTP client, timeouts,
 //! read retries), `error.rs` (statuses and transport failures -> error kinds and hints),
-//! `discover.rs` (the `backend "gcs"` block).
+//! `discover.rs` (the `backend "gcs"` block), `doctor.rs` (lock
+//! objects without their state).
 
 mod auth;
 mod client;
 mod discover;
+mod doctor;
 mod error;
 mod naming;
 mod store;

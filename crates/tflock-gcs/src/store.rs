@@ -12,7 +12,9 @@ use gcloud_storage::http::objects::download::Range;
 use gcloud_storage::http::objects::get::GetObjectRequest;
 use gcloud_storage::http::objects::list::ListObjectsRequest;
 use gcloud_storage::http::objects::Object;
-use tflock_core::{Backend, BreakOptions, Broken, Error, Handle, Kind, Lock, LockStore, Presence};
+use tflock_core::{
+    Backend, BreakOptions, Broken, Error, Finding, Handle, Kind, Lock, LockStore, Presence,
+};
 
 /// The backend name of gcs locks.
 pub const GCS: Backend = Backend::new("gcs");
@@ -113,7 +115,7 @@ impl GcsStore {
         parse_lock_name(&self.prefix, object).filter(|n| self.nested || !n.nested)
     }
 
-    async fn metadata(&self, object: &str) -> Result<Option<Object>, Error> {
+    pub(crate) async fn metadata(&self, object: &str) -> Result<Option<Object>, Error> {
         let req = GetObjectRequest {
             bucket: self.bucket.clone(),
             object: object.to_string(),
@@ -354,5 +356,8 @@ impl LockStore for GcsStore {
             Some(now) if now.generation == h.generation => Presence::Same,
             Some(_) => Presence::Other,
         })
+    }
+    async fn diagnose(&self) -> Result<Vec<Finding>, Error> {
+        crate::doctor::diagnose(self).await
     }
 }
