@@ -1,6 +1,7 @@
 //! The AWS configuration both services share: the standard credential and region chains,
 //! endpoint overrides, timeouts and retries.
 
+use crate::error::UnusableCredentials;
 use aws_config::environment::EnvironmentVariableRegionProvider;
 use aws_config::meta::region::RegionProviderChain;
 use aws_config::profile::ProfileFileCredentialsProvider;
@@ -10,6 +11,8 @@ use aws_config::retry::RetryConfig;
 use aws_config::sts::AssumeRoleProvider;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::provider::error::CredentialsError;
+use aws_credential_types::provider::{future, ProvideCredentials};
 use aws_runtime::env_config::file::{EnvConfigFileKind, EnvConfigFiles};
 use aws_sdk_s3::config::{Credentials, SharedCredentialsProvider};
 use std::time::Duration;
@@ -138,11 +141,48 @@ pub(crate) async fn load(
                 .or_else(from_profile.build()),
         );
     }
+    if settings.static_credentials.is_none() && profile.is_none() {
+        // The chain's first source; the signer panics on some characters, so refuse here
+        // what would reach it. Raw values: the SDK does not trim them either.
+        for var in [
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+        ] {
+            if let Some(value) = std::env::var_os(var).filter(|v| !v.is_empty()) {
+                key_text(&value.to_string_lossy(), var).map_err(|why| {
+                    Error::usage(&target.url, format!("{why}; fix the environment variable"))
+                })?;
+            }
+        }
+    }
+    let source = if settings.static_credentials.is_some() {
+        "the access_key/secret_key/token settings".to_string()
+    } else if let Some(p) = profile {
+        format!("profile {p}")
+    } else {
+        "the AWS credential chain".to_string()
+    };
     let mut sdk = loader.load().await;
+    sdk = checked(sdk, &source);
     let endpoint = endpoint
         .or_else(|| env_endpoint(service_env))
         .or_else(|| sdk.endpoint_url().map(str::to_string));
     let custom_endpoint = custom_before_load || endpoint.is_some();
+    // The region goes into a signed header and the endpoint's host name: the signer
+    // panics on a control character in it.
+    let bad_region = |r: &str| {
+        r.is_empty()
+            || !r
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+    if sdk.region().is_some_and(|r| bad_region(r.as_ref())) {
+        return Err(Error::usage(
+            &target.url,
+            "the AWS region (from ?region=, AWS_REGION / AWS_DEFAULT_REGION or the profile) has characters no region name has (letters, digits and - only)",
+        ));
+    }
     if sdk.region().is_none() {
         if !custom_endpoint {
             return Err(Error::usage(&target.url, "no AWS region configured (set AWS_REGION, a region in your AWS profile, or add ?region=REGION to the target)"));
@@ -153,7 +193,7 @@ pub(crate) async fn load(
             .build();
     }
     if let Some(role) = &settings.assume_role {
-        sdk = assume_role(sdk, role).await;
+        sdk = checked(assume_role(sdk, role).await, "the assumed role");
     }
     Ok(Aws {
         sdk,
@@ -191,6 +231,13 @@ struct Settings {
 impl Settings {
     fn from_target(target: &Target) -> Result<Settings, Error> {
         let usage = |m: String| Error::usage(&target.url, m);
+        for name in SECRETS {
+            if let Some(value) = target.param(name) {
+                key_text(value.trim(), &format!("the {name} setting")).map_err(|why| {
+                    usage(format!("{why}; fix it in the backend block or tflock.toml"))
+                })?;
+            }
+        }
         let static_credentials = match (target.param("access_key"), target.param("secret_key")) {
             (Some(id), Some(secret)) => Some(SharedCredentialsProvider::new(Credentials::new(
                 id.trim(),
@@ -237,14 +284,9 @@ impl Settings {
                 external_id: target.param("external_id").map(str::to_string),
                 duration: target
                     .param("assume_role_duration")
-                    .map(|d| {
-                        go_duration(d).ok_or_else(|| {
-                            usage(format!(
-                                "assume_role duration {d:?} is not a duration (e.g. 1h, 15m, 900s)"
-                            ))
-                        })
-                    })
-                    .transpose()?,
+                    .map(role_duration)
+                    .transpose()
+                    .map_err(usage)?,
                 sts_endpoint: target.param("sts_endpoint").map(str::to_string),
             }),
         };
@@ -268,35 +310,100 @@ fn paths(value: Option<&str>) -> Vec<String> {
         .collect()
 }
 
-/// A Go duration as Terraform's `assume_role.duration` takes it (`1h`, `1h30m`, `900s`), or
-/// plain seconds (the legacy `assume_role_duration_seconds`).
-fn go_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    if let Ok(secs) = text.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+/// The shortest and longest sessions STS `AssumeRole` grants (`DurationSeconds`).
+const ROLE_SESSION: (Duration, Duration) =
+    (Duration::from_secs(15 * 60), Duration::from_secs(12 * 3600));
+
+/// `assume_role.duration` (a Go duration such as `1h30m`) or the legacy
+/// `assume_role_duration_seconds` (`900`), within what STS accepts.
+fn role_duration(text: &str) -> Result<Duration, String> {
+    let wanted = "use 15m to 12h, e.g. 1h";
+    match tflock_core::duration::parse(text) {
+        Ok(d) if (ROLE_SESSION.0..=ROLE_SESSION.1).contains(&d) => Ok(d),
+        Ok(d) => Err(format!(
+            "assume_role duration {}s is not a session length STS grants ({wanted})",
+            d.as_secs()
+        )),
+        Err(e) => Err(format!(
+            "assume_role duration is not a duration STS accepts ({wanted}): {e}"
+        )),
     }
-    let mut total = 0f64;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .filter(|&i| i > 0)?;
-        let value: f64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "h" => 3600.0,
-            "m" => 60.0,
-            "s" => 1.0,
-            "ms" => 0.001,
-            _ => return None,
-        };
-        total += value * scale;
-        rest = &rest[unit_len..];
+}
+
+/// Refuses a key, secret or token with a character no AWS credential has (control
+/// characters, spaces, non-ASCII): the SDK's signer panics on some of them, and none can
+/// be valid. `what` names where it came from; the value is never shown.
+pub(crate) fn key_text(value: &str, what: &str) -> Result<(), String> {
+    match value.chars().find(|c| !c.is_ascii_graphic()) {
+        None => Ok(()),
+        Some(c) => {
+            let kind = if c.is_control() {
+                "a control character"
+            } else if c.is_whitespace() {
+                "a space"
+            } else {
+                "a non-ASCII character"
+            };
+            Err(format!(
+                "{what} contains {kind}, which no AWS credential has (value not shown)"
+            ))
+        }
     }
-    (total > 0.0).then(|| Duration::from_secs_f64(total))
+}
+
+/// Credentials that check what they resolve to before the signer sees it: profiles, SSO
+/// and `credential_process` are read lazily, at the first request, so this is the
+/// earliest a bad value in them can be caught.
+#[derive(Debug)]
+struct Checked {
+    inner: SharedCredentialsProvider,
+    source: String,
+}
+
+impl ProvideCredentials for Checked {
+    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        future::ProvideCredentials::new(async move {
+            let creds = self.inner.provide_credentials().await?;
+            let fields = [
+                (
+                    "the access key ID (aws_access_key_id)",
+                    Some(creds.access_key_id()),
+                ),
+                (
+                    "the secret access key (aws_secret_access_key)",
+                    Some(creds.secret_access_key()),
+                ),
+                (
+                    "the session token (aws_session_token)",
+                    creds.session_token(),
+                ),
+            ];
+            for (what, value) in fields {
+                if let Some(value) = value {
+                    key_text(value, &format!("{what} from {}", self.source)).map_err(|why| {
+                        CredentialsError::invalid_configuration(UnusableCredentials(why))
+                    })?;
+                }
+            }
+            Ok(creds)
+        })
+    }
+}
+
+fn checked(sdk: SdkConfig, source: &str) -> SdkConfig {
+    let Some(inner) = sdk.credentials_provider() else {
+        return sdk;
+    };
+    let wrapped = Checked {
+        inner,
+        source: source.to_string(),
+    };
+    sdk.into_builder()
+        .credentials_provider(SharedCredentialsProvider::new(wrapped))
+        .build()
 }
 
 /// Wraps the loaded credentials in an STS AssumeRole provider, as Terraform's
@@ -366,11 +473,12 @@ mod tests {
             })
         );
         assert_eq!(paths(Some("/a, /b\n/c")), ["/a", "/b", "/c"]);
-        assert_eq!(go_duration("900"), Some(Duration::from_secs(900)));
-        assert_eq!(go_duration("15m"), Some(Duration::from_secs(900)));
-        assert_eq!(go_duration("1.5h"), Some(Duration::from_secs(5400)));
-        assert_eq!(go_duration("1x"), None);
-        assert_eq!(go_duration("h"), None);
+        assert_eq!(role_duration("900"), Ok(Duration::from_secs(900)));
+        assert_eq!(role_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(role_duration("1.5h"), Ok(Duration::from_secs(5400)));
+        assert!(role_duration("1x").is_err());
+        assert!(role_duration("h").is_err());
+        assert!(role_duration("899s").unwrap_err().contains("899s is not"));
 
         let half = target("s3://b", &[("access_key", "AKIDBLOCK")]);
         let err = Settings::from_target(&half).err().unwrap().to_string();

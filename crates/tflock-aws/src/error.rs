@@ -15,6 +15,33 @@ pub(crate) struct Call<'a> {
     pub endpoint: Option<&'a str>,
 }
 
+/// Credentials, resolved at the first request, that no AWS service could accept (a
+/// control character in a profile's key): the user's to fix, said without the value.
+#[derive(Debug)]
+pub(crate) struct UnusableCredentials(pub String);
+
+impl std::fmt::Display for UnusableCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UnusableCredentials {}
+
+/// The first error of type `T` in `err`'s source chain.
+fn find_source<'a, T: std::error::Error + 'static>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if let Some(found) = e.downcast_ref::<T>() {
+            return Some(found);
+        }
+        next = e.source();
+    }
+    None
+}
+
 /// The error code of a service error, or `None` for transport failures. Falls back to an
 /// XML `<Code>` in the body: some endpoints (moto's auth check, proxies) answer a JSON
 /// service such as DynamoDB with an XML error the SDK cannot parse.
@@ -43,6 +70,10 @@ pub(crate) fn sdk_error<E>(call: &Call<'_>, err: &SdkError<E, HttpResponse>) -> 
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
+    if let Some(bad) = find_source::<UnusableCredentials>(err) {
+        return Error::usage(call.target, format!("{}: {bad}", call.action))
+            .with_hint("fix the credentials where they are configured");
+    }
     let (kind, message, hint) = match err {
         SdkError::ServiceError(_) | SdkError::ResponseError(_) => {
             let code = code(err)
@@ -99,19 +130,20 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
     let e = sdk_error(call, err);
-    let applied_nothing = match err {
-        SdkError::ServiceError(_) => {
-            let s = status(err).unwrap_or(500);
-            s < 500 || s == 503
-        }
-        // The request could not be built or signed: nothing left the process.
-        SdkError::ConstructionFailure(_) => true,
-        // A connection that was refused or never made carried nothing.
-        SdkError::DispatchFailure(d) => {
-            d.is_user() || source_chain(err).contains("Connection refused")
-        }
-        _ => false,
-    };
+    let applied_nothing = e.kind() == Kind::Usage
+        || match err {
+            SdkError::ServiceError(_) => {
+                let s = status(err).unwrap_or(500);
+                s < 500 || s == 503
+            }
+            // The request could not be built or signed: nothing left the process.
+            SdkError::ConstructionFailure(_) => true,
+            // A connection that was refused or never made carried nothing.
+            SdkError::DispatchFailure(d) => {
+                d.is_user() || source_chain(err).contains("Connection refused")
+            }
+            _ => false,
+        };
     if applied_nothing {
         e
     } else {
