@@ -1,15 +1,15 @@
-//! The AWS configuration both services share: the standard credential and region chains,
-//! endpoint overrides, timeouts and retries.
+//! Credentials: the s3 backend block's own settings (keys, profile files, assume_role) in
+//! Terraform's order over the standard AWS chain, checked before the signer sees them;
+//! and the region. Loads one target's configuration through `client.rs`.
 
+use crate::client::{retries, timeouts, Aws, Endpoint};
 use crate::error::UnusableCredentials;
 use aws_config::environment::EnvironmentVariableRegionProvider;
 use aws_config::meta::region::RegionProviderChain;
 use aws_config::profile::ProfileFileCredentialsProvider;
 use aws_config::profile::ProfileFileRegionProvider;
 use aws_config::provider_config::ProviderConfig;
-use aws_config::retry::RetryConfig;
 use aws_config::sts::AssumeRoleProvider;
-use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{future, ProvideCredentials};
@@ -44,31 +44,14 @@ const SECRETS: [&str; 3] = ["access_key", "secret_key", "token"];
 /// Region used with a custom endpoint (an emulator, a VPC endpoint) when none is set.
 const ENDPOINT_DEFAULT_REGION: &str = "us-east-1";
 
-/// Retries on throttling, 5xx and connection errors (the SDK's standard mode), capped.
-const MAX_ATTEMPTS: u32 = 3;
-
-/// A loaded configuration, and whether it points at a custom endpoint.
-pub(crate) struct Aws {
-    pub sdk: SdkConfig,
-    pub custom_endpoint: bool,
-    /// The custom endpoint, as far as it can be known, for messages.
-    pub endpoint: Option<String>,
-}
-
-impl Aws {
-    pub fn region(&self) -> &str {
-        self.sdk.region().map(Region::as_ref).unwrap_or("?")
-    }
-}
-
-/// Loads the configuration for one target. `service_env` is the service's own endpoint
-/// variable (`AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL_DYNAMODB`), which the SDK reads;
-/// `service_params` the query parameters only that service takes.
+/// Loads the configuration for one target: credentials (checked), region, timeouts, and
+/// the endpoints of both services (`s3`, `dynamodb`, from the target's options).
+/// `service_params` are the query parameters only this kind of target takes.
 pub(crate) async fn load(
     target: &Target,
     opts: &ConnectOptions,
-    service_env: &str,
     service_params: &[&str],
+    endpoints: impl FnOnce(&Target) -> Result<(Endpoint, Endpoint), Error>,
 ) -> Result<Aws, Error> {
     let known: Vec<&str> = PARAMS.iter().chain(service_params).copied().collect();
     target.refuse_secrets_in_url(
@@ -77,27 +60,13 @@ pub(crate) async fn load(
     )?;
     target.check_params(&known)?;
     let settings = Settings::from_target(target)?;
-    let endpoint = target.param("endpoint").map(str::to_string);
-    if let Some(e) = &endpoint {
-        match url::Url::parse(e) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") => {}
-            _ => {
-                return Err(Error::usage(
-                    &target.url,
-                    format!("?endpoint={e} is not an http(s) URL"),
-                ))
-            }
-        }
-    }
-    let env_endpoint = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-    let custom_before_load = endpoint.is_some()
-        || env_endpoint("AWS_ENDPOINT_URL").is_some()
-        || env_endpoint(service_env).is_some();
+    let (s3, dynamodb) = endpoints(target)?;
+    let custom_before_load = s3.custom || dynamodb.custom;
 
     let t = opts.timeout;
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .timeout_config(timeouts(t))
-        .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS));
+        .retry_config(retries());
     let profile = target.param("profile");
     if let Some(p) = profile {
         loader = loader.profile_name(p);
@@ -112,7 +81,7 @@ pub(crate) async fn load(
     } else if let Some(p) = profile {
         let conf = ProviderConfig::default()
             .with_timeout_config(timeouts(t))
-            .with_retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+            .with_retry_config(retries())
             .with_region(target.param("region").map(|r| Region::new(r.to_string())));
         let mut from_profile = ProfileFileCredentialsProvider::builder()
             .configure(&conf)
@@ -121,9 +90,6 @@ pub(crate) async fn load(
             from_profile = from_profile.profile_files(files.clone());
         }
         loader = loader.credentials_provider(from_profile.build());
-    }
-    if let Some(e) = &endpoint {
-        loader = loader.endpoint_url(e);
     }
     if let Some(r) = target.param("region") {
         loader = loader.region(Region::new(r.to_string()));
@@ -165,10 +131,8 @@ pub(crate) async fn load(
     };
     let mut sdk = loader.load().await;
     sdk = checked(sdk, &source);
-    let endpoint = endpoint
-        .or_else(|| env_endpoint(service_env))
-        .or_else(|| sdk.endpoint_url().map(str::to_string));
-    let custom_endpoint = custom_before_load || endpoint.is_some();
+    let (s3, dynamodb) = (s3.with_loaded(&sdk), dynamodb.with_loaded(&sdk));
+    let custom_endpoint = s3.custom || dynamodb.custom;
     // The region goes into a signed header and the endpoint's host name: the signer
     // panics on a control character in it.
     let bad_region = |r: &str| {
@@ -195,19 +159,7 @@ pub(crate) async fn load(
     if let Some(role) = &settings.assume_role {
         sdk = checked(assume_role(sdk, role).await, "the assumed role");
     }
-    Ok(Aws {
-        sdk,
-        custom_endpoint,
-        endpoint,
-    })
-}
-
-fn timeouts(t: Duration) -> TimeoutConfig {
-    TimeoutConfig::builder()
-        .connect_timeout(t)
-        .operation_attempt_timeout(t)
-        .operation_timeout(t)
-        .build()
+    Ok(Aws { sdk, s3, dynamodb })
 }
 
 /// `assume_role { ... }` of the s3 backend block (or its legacy top-level `role_arn`).
@@ -503,12 +455,9 @@ mod tests {
             "s3://b?access_key=AKIDURL&region=us-east-1",
             "s3://b?token=tok-url",
         ] {
-            let err = load(
-                &Target::parse(url).unwrap(),
-                &opts,
-                "AWS_ENDPOINT_URL_S3",
-                &[],
-            )
+            let err = load(&Target::parse(url).unwrap(), &opts, &[], |_| {
+                Ok(Default::default())
+            })
             .await
             .err()
             .unwrap();

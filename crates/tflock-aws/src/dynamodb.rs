@@ -4,8 +4,8 @@
 //! and is never listed, read beyond its key, or touched. Rows are told apart by attribute,
 //! server-side, so digest values never leave the table.
 
-use crate::auth::Aws;
-use crate::error::{code, destructive_error, sdk_error, Call};
+use crate::client::Aws;
+use crate::error::{code, destructive_error, sdk_error, status, Call};
 use crate::naming::{split_lock_id, workspace_of, StateKeys};
 use async_trait::async_trait;
 use aws_config::retry::RetryConfig;
@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use std::collections::HashMap;
 use tflock_core::{
-    Backend, BreakOptions, Broken, Error, Handle, Lock, LockStore, Presence, Target,
+    Backend, BreakOptions, Broken, ConnectOptions, Error, Handle, Lock, LockStore, Presence, Target,
 };
 
 /// The backend name of DynamoDB lock rows.
@@ -48,7 +48,7 @@ pub(crate) struct DynamoStore {
 }
 
 impl DynamoStore {
-    pub fn new(target: &Target, aws: &Aws) -> Result<Self, Error> {
+    pub fn new(target: &Target, aws: &Aws, _opts: &ConnectOptions) -> Result<Self, Error> {
         if target.host.is_empty() {
             return Err(Error::usage(
                 &target.url,
@@ -91,8 +91,8 @@ impl DynamoStore {
             prefix,
             scope,
             region: aws.region().to_string(),
-            endpoint: aws.endpoint.clone(),
-            client: Client::new(&aws.sdk),
+            endpoint: aws.dynamodb.shown.clone(),
+            client: aws.dynamodb_client(),
         })
     }
 
@@ -265,7 +265,12 @@ impl LockStore for DynamoStore {
                 )],
                 ..Broken::default()
             }),
-            Err(e) if code(&e).as_deref() == Some("ConditionalCheckFailedException") => {
+            // DynamoDB says ConditionalCheckFailedException; a proxy or compatible store
+            // may only say 412: both mean the condition on Info did not hold.
+            Err(e)
+                if code(&e).as_deref() == Some("ConditionalCheckFailedException")
+                    || status(&e) == Some(412) =>
+            {
                 Err(Error::changed(
                     &self.target,
                     format!("row {lock_id} was removed or re-taken since it was read"),

@@ -17,6 +17,7 @@
 //! `backend "s3"` block).
 
 mod auth;
+mod client;
 mod discover;
 mod dynamodb;
 mod error;
@@ -27,6 +28,7 @@ pub use discover::DRIVER;
 pub use dynamodb::DYNAMODB;
 pub use s3::S3;
 
+use client::Endpoint;
 use std::sync::Arc;
 use tflock_core::{ConnectOptions, Error, LockStore, Target};
 
@@ -38,12 +40,24 @@ const SCOPE_PARAMS: [&str; 2] = ["key", "workspace_key_prefix"];
 pub async fn open(target: &Target, opts: &ConnectOptions) -> Result<Arc<dyn LockStore>, Error> {
     match target.scheme.as_str() {
         "dynamodb" => {
-            let params = [&["segments", "bucket"][..], &SCOPE_PARAMS].concat();
-            let aws = auth::load(target, opts, "AWS_ENDPOINT_URL_DYNAMODB", &params).await?;
-            Ok(Arc::new(dynamodb::DynamoStore::new(target, &aws)?))
+            let params = [&["segments", "bucket", "s3_endpoint"][..], &SCOPE_PARAMS].concat();
+            let aws = auth::load(target, opts, &params, |t| {
+                Ok((
+                    Endpoint::from_option(t, "s3_endpoint", "AWS_ENDPOINT_URL_S3")?,
+                    Endpoint::from_option(t, "endpoint", "AWS_ENDPOINT_URL_DYNAMODB")?,
+                ))
+            })
+            .await?;
+            Ok(Arc::new(dynamodb::DynamoStore::new(target, &aws, opts)?))
         }
         "s3" => {
-            let aws = auth::load(target, opts, "AWS_ENDPOINT_URL_S3", &SCOPE_PARAMS).await?;
+            let aws = auth::load(target, opts, &SCOPE_PARAMS, |t| {
+                Ok((
+                    Endpoint::from_option(t, "endpoint", "AWS_ENDPOINT_URL_S3")?,
+                    Endpoint::default(),
+                ))
+            })
+            .await?;
             Ok(Arc::new(s3::S3Store::new(target, &aws, opts)?))
         }
         other => Err(Error::usage(

@@ -6,7 +6,7 @@
 //! `If-Match` on the ETag that was listed, once: a store that ignores `If-Match` is still
 //! guarded by the re-check, and says so.
 
-use crate::auth::Aws;
+use crate::client::Aws;
 use crate::error::{code, destructive_error, sdk_error, status, Call};
 use crate::naming::{lockfile_state_key, workspace_of, StateKeys};
 use async_trait::async_trait;
@@ -64,10 +64,6 @@ impl S3Store {
                 "missing bucket name (s3://BUCKET[/PREFIX])",
             ));
         }
-        // Emulators and most private endpoints only serve path-style URLs.
-        let config = aws_sdk_s3::config::Builder::from(&aws.sdk)
-            .force_path_style(aws.custom_endpoint)
-            .build();
         Ok(S3Store {
             target: target.url.clone(),
             bucket: target.host.clone(),
@@ -76,11 +72,11 @@ impl S3Store {
                 .param("key")
                 .map(|k| StateKeys::new(k, target.param("workspace_key_prefix"))),
             region: aws.region().to_string(),
-            endpoint: aws.endpoint.clone(),
-            custom_endpoint: aws.custom_endpoint,
+            endpoint: aws.s3.shown.clone(),
+            custom_endpoint: aws.s3.custom,
             if_match_honoured: OnceCell::new(),
             concurrency: opts.concurrency,
-            client: Client::from_conf(config),
+            client: aws.s3_client(),
         })
     }
 
