@@ -37,7 +37,8 @@ pub(crate) struct S3Store {
     endpoint: Option<String>,
     /// Not AWS itself: whether it honours `If-Match` on DELETE must be found out.
     custom_endpoint: bool,
-    if_match_honoured: OnceCell<bool>,
+    /// The probe's verdict and the status it saw, found out once.
+    if_match_honoured: OnceCell<(bool, u16)>,
     concurrency: usize,
     client: Client,
 }
@@ -235,9 +236,11 @@ impl S3Store {
     }
 
     /// Sends `DeleteObject` with `If-Match: "tflock-probe"` for a key that cannot exist:
-    /// a store that honours the precondition answers 412 (or 404), one that ignores it
-    /// answers 204. Nothing can be deleted by it.
-    async fn probe_if_match(&self) -> Result<bool, Error> {
+    /// a store that honours the precondition answers 412 (AWS, MinIO) or 404 (moto: it
+    /// looked for the object before deleting), one that ignores it answers 204 as S3 does
+    /// for any unconditional DELETE. Nothing can be deleted by it. Returns whether it is
+    /// honoured and the status seen (kept in the audit record).
+    async fn probe_if_match(&self) -> Result<(bool, u16), Error> {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
@@ -260,8 +263,10 @@ impl S3Store {
             .send()
             .await;
         match sent {
-            Ok(_) => Ok(false),
-            Err(e) if matches!(status(&e), Some(404 | 412)) => Ok(true),
+            Ok(_) => Ok((false, 204)),
+            Err(e) if matches!(status(&e), Some(404 | 412)) => {
+                Ok((true, status(&e).unwrap_or_default()))
+            }
             Err(e) => Err(sdk_error(
                 &self.call(format!(
                     "checking whether {} honours If-Match on DELETE",
@@ -304,18 +309,19 @@ impl LockStore for S3Store {
                 warning: None,
             });
         }
-        let honoured = *self
+        let (honoured, seen) = *self
             .if_match_honoured
             .get_or_try_init(|| self.probe_if_match())
             .await?;
+        let probe = ("if_match_probe".to_string(), format!("HTTP {seen}"));
         Ok(if honoured {
             Guard {
-                facts: vec![("if_match".into(), "honoured".into())],
+                facts: vec![("if_match".into(), "honoured".into()), probe],
                 warning: None,
             }
         } else {
             Guard {
-                facts: vec![("if_match".into(), "ignored".into())],
+                facts: vec![("if_match".into(), "ignored".into()), probe],
                 warning: Some(format!(
                     "{}: the S3 endpoint {} ignores If-Match on DELETE: a break is only guarded by re-reading the lockfile's ETag right before deleting it",
                     self.target,
