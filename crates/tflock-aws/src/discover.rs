@@ -140,13 +140,27 @@ impl Settings {
     }
 }
 
-/// `s3://b?key=k` with the scope options in the URL (shown: they say which state).
+/// `s3://b?key=k` with the scope options in the URL (shown: they say which state),
+/// percent-encoded so a key with `&`, `#`, `%` or spaces stays one option.
 fn scoped(url: String, key: &str, prefix: Option<&str>) -> Result<Target, Error> {
-    let mut url = format!("{url}key={key}");
+    let mut url = format!("{url}key={}", query_value(key));
     if let Some(p) = prefix {
-        url.push_str(&format!("&workspace_key_prefix={p}"));
+        url.push_str(&format!("&workspace_key_prefix={}", query_value(p)));
     }
     Target::parse(&url)
+}
+
+/// A query value with everything but unreserved characters, `/` and `:` escaped.
+fn query_value(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/:".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 #[async_trait]
@@ -197,17 +211,21 @@ impl Driver for AwsDriver {
             .filter(|p| *p != crate::naming::WORKSPACE_PREFIX);
         let endpoints = s.endpoints.as_ref();
         let mut out = Vec::new();
+        let s3_endpoint = endpoints.and_then(|e| e.s3.clone()).or(s.endpoint.clone());
         if s.use_lockfile == Some(true) {
-            let endpoint = endpoints.and_then(|e| e.s3.clone()).or(s.endpoint.clone());
-            let t = scoped(format!("s3://{bucket}?"), key, prefix)?.with("endpoint", endpoint);
+            let t = scoped(format!("s3://{bucket}?"), key, prefix)?
+                .with("endpoint", s3_endpoint.clone());
             out.push(s.common(t));
         }
         if let Some(table) = &s.dynamodb_table {
             let endpoint = endpoints
                 .and_then(|e| e.dynamodb.clone())
                 .or(s.dynamodb_endpoint.clone());
+            // The table's rows are read by key: the workspaces are listed in the state
+            // bucket, through the block's S3 endpoint.
             let t = scoped(format!("dynamodb://{table}?bucket={bucket}&"), key, prefix)?
-                .with("endpoint", endpoint);
+                .with("endpoint", endpoint)
+                .with("s3_endpoint", s3_endpoint);
             out.push(s.common(t));
         }
         if out.is_empty() {
