@@ -4,6 +4,7 @@
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use tflock_core::error::{one_line, source_chain};
+use tflock_core::text::escape_control;
 use tflock_core::{Error, Kind};
 
 /// What a failed call was doing, for the message: `"listing bucket b"`.
@@ -113,7 +114,8 @@ where
         }
         _ => (Kind::Backend, source_chain(err), None),
     };
-    let message = one_line(&format!("{}: {message}", call.action));
+    // Keys and prefixes come from buckets and targets: no control character is shown raw.
+    let message = escape_control(&one_line(&format!("{}: {message}", call.action))).into_owned();
     let e = Error::new(kind, message).at(call.target);
     match hint {
         Some(h) => e.with_hint(h),
@@ -166,7 +168,8 @@ fn kind_of_code(code: &str) -> Kind {
         | "ExpiredTokenException"
         | "RequestExpired"
         | "TokenRefreshRequired"
-        | "MissingAuthenticationToken" => Kind::Unauthenticated,
+        | "MissingAuthenticationToken"
+        | "HTTP 401" => Kind::Unauthenticated,
         _ => Kind::Backend,
     }
 }
@@ -266,6 +269,31 @@ mod tests {
             let text = e.to_string();
             assert!(text.contains(code) && text.contains(" ("), "{text}");
         }
+    }
+
+    #[test]
+    fn each_code_has_its_kind() {
+        for (code, status, kind) in [
+            ("AccessDenied", 403, Kind::PermissionDenied),
+            ("AccessDeniedException", 400, Kind::PermissionDenied),
+            ("", 403, Kind::PermissionDenied),
+            ("InvalidAccessKeyId", 403, Kind::Unauthenticated),
+            ("UnrecognizedClientException", 400, Kind::Unauthenticated),
+            ("ExpiredTokenException", 400, Kind::Unauthenticated),
+            ("", 401, Kind::Unauthenticated),
+            ("NoSuchBucket", 404, Kind::Backend),
+            ("ResourceNotFoundException", 400, Kind::Backend),
+            ("SlowDown", 503, Kind::Backend),
+            ("", 500, Kind::Backend),
+        ] {
+            let e = sdk_error(&call(), &service_error(code, "m", status));
+            assert_eq!(e.kind(), kind, "{code} {status}: {e}");
+        }
+        let hostile = sdk_error(&call(), &service_error("X", "evil\u{1b}[2Jtext", 400));
+        assert!(
+            !hostile.to_string().chars().any(char::is_control),
+            "{hostile}"
+        );
     }
 
     #[test]

@@ -49,7 +49,6 @@ pub(crate) struct S3Store {
     /// The probe's verdict and the status it saw, found out once.
     if_match_honoured: OnceCell<(bool, u16)>,
     concurrency: usize,
-    client: Client,
 }
 
 /// A bucket listed page by page: the lockfiles of an `s3://` target, and the workspaces
@@ -219,7 +218,6 @@ impl S3Store {
             custom_endpoint: aws.s3.custom,
             if_match_honoured: OnceCell::new(),
             concurrency: opts.concurrency,
-            client: aws.s3_client(),
         })
     }
 
@@ -303,6 +301,7 @@ impl S3Store {
             ))
         } else {
             let got = self
+                .objects
                 .client
                 .get_object()
                 .bucket(&self.bucket)
@@ -379,6 +378,7 @@ impl S3Store {
     /// The lockfile's ETag now, or `None` when it is gone. Reads are retried by the SDK.
     async fn head(&self, key: &str) -> Result<Option<String>, Error> {
         match self
+            .objects
             .client
             .head_object()
             .bucket(&self.bucket)
@@ -411,6 +411,7 @@ impl S3Store {
             std::process::id()
         );
         let sent = self
+            .objects
             .client
             .delete_object()
             .bucket(&self.bucket)
@@ -518,6 +519,7 @@ impl LockStore for S3Store {
         // and the delete fails with 412; a vanished one with 404. Sent once: a retry after
         // a lost reply would fail its precondition and be misreported as a change.
         let result = self
+            .objects
             .client
             .delete_object()
             .bucket(&self.bucket)

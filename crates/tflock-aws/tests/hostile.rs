@@ -145,3 +145,33 @@ async fn hostile_region_is_refused() {
         }
     }
 }
+
+/// Names from a target (bucket, table, key, prefix) reach URLs and JSON bodies, never a
+/// header: odd ones fail in one line, or list nothing, and never panic.
+#[tokio::test]
+async fn hostile_names_fail_in_one_line() {
+    let Some(moto) = require_env("TFLOCK_TEST_MOTO", "moto (S3 + DynamoDB emulator)") else {
+        return;
+    };
+    let creds = [("access_key", "AKIDOK"), ("secret_key", "s")];
+    for url in [
+        format!("s3://b%0Ax?endpoint={moto}"),
+        format!("s3://B..UPPER?endpoint={moto}"),
+        format!("s3://tflock-nobucket?key=a%0D%0Ab&endpoint={moto}"),
+        format!("s3://tflock-nobucket?key=k&workspace_key_prefix=%1B%5B2J&endpoint={moto}"),
+        format!("dynamodb://t%0Ax?endpoint={moto}"),
+        format!(
+            "dynamodb://tflock-notable?bucket=b%0Ax&key=k%0A&endpoint={moto}&s3_endpoint={moto}"
+        ),
+    ] {
+        let t = target(&url, &creds);
+        let listed = match tflock_aws::open(&t, &ConnectOptions::default()).await {
+            Ok(store) => store.list().await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = listed {
+            let text = e.to_string();
+            assert!(!text.chars().any(char::is_control), "{url}: {text:?}");
+        }
+    }
+}
