@@ -2,7 +2,7 @@
 //! Terraform's order over the standard AWS chain, checked before the signer sees them;
 //! and the region. Loads one target's configuration through `client.rs`.
 
-use crate::client::{retries, timeouts, Aws, Endpoint};
+use crate::client::{retries, timeouts, Aws, Endpoint, LazyHttps};
 use crate::error::UnusableCredentials;
 use aws_config::environment::EnvironmentVariableRegionProvider;
 use aws_config::meta::region::RegionProviderChain;
@@ -66,7 +66,8 @@ pub(crate) async fn load(
     let t = opts.timeout;
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .timeout_config(timeouts(t))
-        .retry_config(retries());
+        .retry_config(retries())
+        .http_client(LazyHttps::shared());
     let profile = target.param("profile");
     if let Some(p) = profile {
         loader = loader.profile_name(p);
@@ -82,6 +83,7 @@ pub(crate) async fn load(
         let conf = ProviderConfig::default()
             .with_timeout_config(timeouts(t))
             .with_retry_config(retries())
+            .with_http_client(LazyHttps::shared())
             .with_region(target.param("region").map(|r| Region::new(r.to_string())));
         let mut from_profile = ProfileFileCredentialsProvider::builder()
             .configure(&conf)

@@ -6,7 +6,15 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{Region, SdkConfig};
 use aws_sdk_s3::config::interceptors::InterceptorContext;
 use aws_sdk_s3::config::retry::{ClassifyRetry, RetryAction};
+use aws_sdk_s3::config::{RuntimeComponents, SharedHttpClient};
+use aws_smithy_http_client::proxy::ProxyConfig;
+use aws_smithy_http_client::{tls, Builder as HttpClientBuilder, ConnectorBuilder};
+use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnectorSettings, SharedHttpConnector,
+};
 use aws_smithy_runtime_api::client::retries::classifiers::RetryClassifierPriority;
+use std::sync::OnceLock;
 use std::time::Duration;
 use tflock_core::{Error, Target};
 
@@ -89,6 +97,9 @@ impl Aws {
             .retry_classifier(RefusedIsFinal);
         if let Some(e) = &self.s3.explicit {
             b = b.endpoint_url(e);
+            if is_plain_http(e) {
+                b = b.http_client(plain_http_client());
+            }
         }
         aws_sdk_s3::Client::from_conf(b.build())
     }
@@ -98,9 +109,77 @@ impl Aws {
             aws_sdk_dynamodb::config::Builder::from(&self.sdk).retry_classifier(RefusedIsFinal);
         if let Some(e) = &self.dynamodb.explicit {
             b = b.endpoint_url(e);
+            if is_plain_http(e) {
+                b = b.http_client(plain_http_client());
+            }
         }
         aws_sdk_dynamodb::Client::from_conf(b.build())
     }
+}
+
+/// The SDK's default HTTPS client, made at its first request instead of when a client is
+/// built: the SDK builds its TLS connector (and reads every CA certificate of the system)
+/// as soon as any client exists, and `aws_config`'s `load()` builds an STS client for the
+/// web-identity provider whether or not it is ever used.
+#[derive(Debug, Default)]
+pub(crate) struct LazyHttps(OnceLock<SharedHttpClient>);
+
+impl LazyHttps {
+    pub fn shared() -> SharedHttpClient {
+        SharedHttpClient::new(LazyHttps::default())
+    }
+
+    fn client(&self) -> &SharedHttpClient {
+        self.0.get_or_init(|| {
+            HttpClientBuilder::new().build_with_connector_fn(|settings, components| {
+                let mut conn = ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(
+                    tls::rustls_provider::CryptoMode::AwsLc,
+                ));
+                conn.set_connector_settings(settings.cloned());
+                if let Some(components) = components {
+                    conn.set_sleep_impl(components.sleep_impl());
+                }
+                conn.set_proxy_config(Some(ProxyConfig::from_env()));
+                conn.build()
+            })
+        })
+    }
+}
+
+impl HttpClient for LazyHttps {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        self.client().http_connector(settings, components)
+    }
+
+    fn connector_metadata(&self) -> Option<ConnectorMetadata> {
+        self.0.get().and_then(|c| c.connector_metadata())
+    }
+}
+
+fn is_plain_http(endpoint: &str) -> bool {
+    endpoint
+        .get(..7)
+        .is_some_and(|s| s.eq_ignore_ascii_case("http://"))
+}
+
+/// The SDK's default client with TLS left out, for an `http://` endpoint (an emulator, a
+/// local gateway): its connector would load every CA certificate of the system at the
+/// first request, though none is used. Proxies from the environment still apply, as in
+/// the default client. Credential providers (STS, SSO) keep the default client.
+fn plain_http_client() -> SharedHttpClient {
+    HttpClientBuilder::new().build_with_connector_fn(|settings, components| {
+        let mut conn = ConnectorBuilder::default();
+        conn.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            conn.set_sleep_impl(components.sleep_impl());
+        }
+        conn.set_proxy_config(Some(ProxyConfig::from_env()));
+        conn.build_http()
+    })
 }
 
 /// One `--request-timeout` bounds connecting, each attempt, and the whole request with
