@@ -3,18 +3,21 @@
 //! - `dynamodb://TABLE[/PREFIX][?segments=N]`: lock rows of a `dynamodb_table` (never its
 //!   digest rows); `segments` splits the scan into N parallel segments for large tables.
 //! - `s3://BUCKET[/PREFIX]`: native lockfiles, `<state key>.tflock` (`use_lockfile`).
-//! - `?key=` (and `?workspace_key_prefix=`, `?bucket=` for a table): one backend
-//!   configuration's states only, as discovery makes them.
+//! - `?key=` (and `?workspace_key_prefix=`, `?bucket=` and `?s3_endpoint=` for a table):
+//!   one backend configuration's states only, as discovery makes them, read directly: one
+//!   listing of `<workspace_key_prefix>/` finds the workspaces, then reads by key.
 //!
 //! Credentials, region and endpoints come from the standard AWS chain (environment,
 //! profiles, SSO, web identity, instance metadata), overridden per target with
-//! `?region=`, `?profile=` and `?endpoint=`. Breaking is always compare-and-delete:
-//! `DeleteItem` conditioned on the exact `Info` read, `DeleteObject` with `If-Match`.
+//! `?region=`, `?profile=` and `?endpoint=`. Breaking is always compare-and-delete, sent
+//! once: `DeleteItem` conditioned on the exact `Info` read, `DeleteObject` with `If-Match`
+//! after a HEAD re-check; a lost reply is settled by reading again (docs/backends/aws.md).
 //! No SDK type appears in this API: the CLI only sees [`DRIVER`].
 //!
-//! Files: `s3.rs` and `dynamodb.rs` (the stores), `naming.rs` (keys and workspaces),
-//! `auth.rs` (credentials, region, endpoints, timeouts), `error.rs`, `discover.rs` (the
-//! `backend "s3"` block).
+//! Files: `s3.rs` and `dynamodb.rs` (the stores; `s3.rs` also lists a state bucket for
+//! both), `naming.rs` (keys and workspaces), `auth.rs` (credentials, checked; region),
+//! `client.rs` (endpoints, timeouts, retries, HTTP clients), `error.rs` (SDK errors to
+//! kinds), `discover.rs` (the `backend "s3"` block).
 
 mod auth;
 mod client;
