@@ -96,6 +96,12 @@ impl DynamoStore {
                 ))
             }
         };
+        if scope.is_some() && target.param("segments").is_some() {
+            return Err(Error::usage(
+                &target.url,
+                "?segments= splits a scan; a target with ?bucket= and ?key= reads its rows by key and scans nothing",
+            ));
+        }
         if scope.is_some() && !target.path.is_empty() {
             return Err(Error::usage(
                 &target.url,

@@ -383,6 +383,8 @@ impl Network for DynamoFixture {
             format!("dynamodb://t?segments=0&endpoint={ep}"),
             format!("dynamodb://t?segments=65&endpoint={ep}"),
             format!("dynamodb://t?bucket=b&endpoint={ep}"),
+            format!("dynamodb://t?bucket=b&key=k&segments=2&endpoint={ep}"),
+            format!("dynamodb://t/b/?bucket=b&key=k&endpoint={ep}"),
             format!("dynamodb://t?s3_endpoint=ftp://x&endpoint={ep}"),
         ]);
         bad
@@ -522,6 +524,8 @@ impl Network for S3Fixture {
             format!("s3://?endpoint={ep}"),
             format!("s3://b?segments=2&endpoint={ep}"),
             format!("s3://b?s3_endpoint={ep}&endpoint={ep}"),
+            format!("s3://b/team/?key=k&endpoint={ep}"),
+            format!("s3://b?workspace_key_prefix=w&endpoint={ep}"),
         ]);
         bad
     }
