@@ -597,3 +597,61 @@ region = "us-east-1"
     backends.sort();
     assert_eq!(backends, ["azure", "gcs"], "{picked:#?}");
 }
+
+/// Scale (issue 11): `tflock break --id` in a working directory whose backend has only a
+/// `dynamodb_table` costs 3 requests to AWS, whatever the table holds: the listing of
+/// `env:/` (the workspaces, as Terraform finds them), one `BatchGetItem`, the `DeleteItem`.
+/// Counted by a relay in front of moto, which the initialised backend config points at.
+#[test]
+fn s3_table_break_by_id_is_three_requests() {
+    let (Some(()), Some(endpoint)) = (require_terraform(), moto()) else {
+        return;
+    };
+    let moto = Moto::new(&endpoint, true);
+    let mut wd = Workdir::new(&moto.backend_block(false));
+    wd.env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    wd.init();
+    wd.terraform_ok(&["workspace", "new", "-no-color", "dev"]);
+    wd.apply();
+    wd.start_holding_apply().kill9();
+    let (ok, out) = wd.plan();
+    assert!(!ok, "plan must fail on the stale lock:\n{out}");
+    let id = lock_id_in(&out).expect("terraform printed the lock ID");
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let relay = rt.block_on(tflock_core::testkit::relay::Relay::start(&endpoint));
+    let recorded = wd.path().join(".terraform/terraform.tfstate");
+    let original = std::fs::read_to_string(&recorded).unwrap();
+    assert!(original.contains(&endpoint), "{original}");
+    std::fs::write(&recorded, original.replace(&endpoint, &relay.url)).unwrap();
+
+    let broke = wd.tflock(&["break", "--id", &id, "--yes"]);
+    assert_eq!(code(&broke), 0, "{}", combined(&broke));
+    let seen: Vec<String> = relay
+        .seen()
+        .iter()
+        .map(|s| {
+            let action = s.header("x-amz-target").unwrap_or("");
+            format!("{} {} {action}", s.method, s.target)
+        })
+        .collect();
+    assert_eq!(seen.len(), 3, "{seen:#?}");
+    assert!(
+        seen[0].starts_with(&format!("GET /{}", moto.bucket))
+            && seen[0].contains("list-type=2")
+            && seen[0].contains("prefix=env%3A%2F"),
+        "{seen:#?}"
+    );
+    assert!(seen[1].ends_with(".BatchGetItem"), "{seen:#?}");
+    assert!(seen[2].ends_with(".DeleteItem"), "{seen:#?}");
+
+    std::fs::write(&recorded, original).unwrap();
+    let (ok, out) = wd.plan();
+    assert!(ok, "plan after the break:\n{out}");
+}

@@ -1,15 +1,18 @@
-//! The AWS configuration both services share: the standard credential and region chains,
-//! endpoint overrides, timeouts and retries.
+//! Credentials: the s3 backend block's own settings (keys, profile files, assume_role) in
+//! Terraform's order over the standard AWS chain, checked before the signer sees them;
+//! and the region. Loads one target's configuration through `client.rs`.
 
+use crate::client::{retries, timeouts, Aws, Endpoint, LazyHttps};
+use crate::error::UnusableCredentials;
 use aws_config::environment::EnvironmentVariableRegionProvider;
 use aws_config::meta::region::RegionProviderChain;
 use aws_config::profile::ProfileFileCredentialsProvider;
 use aws_config::profile::ProfileFileRegionProvider;
 use aws_config::provider_config::ProviderConfig;
-use aws_config::retry::RetryConfig;
 use aws_config::sts::AssumeRoleProvider;
-use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::provider::error::CredentialsError;
+use aws_credential_types::provider::{future, ProvideCredentials};
 use aws_runtime::env_config::file::{EnvConfigFileKind, EnvConfigFiles};
 use aws_sdk_s3::config::{Credentials, SharedCredentialsProvider};
 use std::time::Duration;
@@ -41,31 +44,14 @@ const SECRETS: [&str; 4] = ["access_key", "secret_key", "token", "sse_customer_k
 /// Region used with a custom endpoint (an emulator, a VPC endpoint) when none is set.
 const ENDPOINT_DEFAULT_REGION: &str = "us-east-1";
 
-/// Retries on throttling, 5xx and connection errors (the SDK's standard mode), capped.
-const MAX_ATTEMPTS: u32 = 3;
-
-/// A loaded configuration, and whether it points at a custom endpoint.
-pub(crate) struct Aws {
-    pub sdk: SdkConfig,
-    pub custom_endpoint: bool,
-    /// The custom endpoint, as far as it can be known, for messages.
-    pub endpoint: Option<String>,
-}
-
-impl Aws {
-    pub fn region(&self) -> &str {
-        self.sdk.region().map(Region::as_ref).unwrap_or("?")
-    }
-}
-
-/// Loads the configuration for one target. `service_env` is the service's own endpoint
-/// variable (`AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL_DYNAMODB`), which the SDK reads;
-/// `service_params` the query parameters only that service takes.
+/// Loads the configuration for one target: credentials (checked), region, timeouts, and
+/// the endpoints of both services (`s3`, `dynamodb`, from the target's options).
+/// `service_params` are the query parameters only this kind of target takes.
 pub(crate) async fn load(
     target: &Target,
     opts: &ConnectOptions,
-    service_env: &str,
     service_params: &[&str],
+    endpoints: impl FnOnce(&Target) -> Result<(Endpoint, Endpoint), Error>,
 ) -> Result<Aws, Error> {
     let known: Vec<&str> = PARAMS.iter().chain(service_params).copied().collect();
     target.refuse_secrets_in_url(
@@ -74,27 +60,14 @@ pub(crate) async fn load(
     )?;
     target.check_params(&known)?;
     let settings = Settings::from_target(target)?;
-    let endpoint = target.param("endpoint").map(str::to_string);
-    if let Some(e) = &endpoint {
-        match url::Url::parse(e) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") => {}
-            _ => {
-                return Err(Error::usage(
-                    &target.url,
-                    format!("?endpoint={e} is not an http(s) URL"),
-                ))
-            }
-        }
-    }
-    let env_endpoint = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-    let custom_before_load = endpoint.is_some()
-        || env_endpoint("AWS_ENDPOINT_URL").is_some()
-        || env_endpoint(service_env).is_some();
+    let (s3, dynamodb) = endpoints(target)?;
+    let custom_before_load = s3.custom || dynamodb.custom;
 
     let t = opts.timeout;
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .timeout_config(timeouts(t))
-        .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS));
+        .retry_config(retries())
+        .http_client(LazyHttps::shared());
     let profile = target.param("profile");
     if let Some(p) = profile {
         loader = loader.profile_name(p);
@@ -109,7 +82,8 @@ pub(crate) async fn load(
     } else if let Some(p) = profile {
         let conf = ProviderConfig::default()
             .with_timeout_config(timeouts(t))
-            .with_retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+            .with_retry_config(retries())
+            .with_http_client(LazyHttps::shared())
             .with_region(target.param("region").map(|r| Region::new(r.to_string())));
         let mut from_profile = ProfileFileCredentialsProvider::builder()
             .configure(&conf)
@@ -118,9 +92,6 @@ pub(crate) async fn load(
             from_profile = from_profile.profile_files(files.clone());
         }
         loader = loader.credentials_provider(from_profile.build());
-    }
-    if let Some(e) = &endpoint {
-        loader = loader.endpoint_url(e);
     }
     if let Some(r) = target.param("region") {
         loader = loader.region(Region::new(r.to_string()));
@@ -138,11 +109,46 @@ pub(crate) async fn load(
                 .or_else(from_profile.build()),
         );
     }
+    if settings.static_credentials.is_none() && profile.is_none() {
+        // The chain's first source; the signer panics on some characters, so refuse here
+        // what would reach it. Raw values: the SDK does not trim them either.
+        for var in [
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+        ] {
+            if let Some(value) = std::env::var_os(var).filter(|v| !v.is_empty()) {
+                key_text(&value.to_string_lossy(), var).map_err(|why| {
+                    Error::usage(&target.url, format!("{why}; fix the environment variable"))
+                })?;
+            }
+        }
+    }
+    let source = if settings.static_credentials.is_some() {
+        "the access_key/secret_key/token settings".to_string()
+    } else if let Some(p) = profile {
+        format!("profile {p}")
+    } else {
+        "the AWS credential chain".to_string()
+    };
     let mut sdk = loader.load().await;
-    let endpoint = endpoint
-        .or_else(|| env_endpoint(service_env))
-        .or_else(|| sdk.endpoint_url().map(str::to_string));
-    let custom_endpoint = custom_before_load || endpoint.is_some();
+    sdk = checked(sdk, &source);
+    let (s3, dynamodb) = (s3.with_loaded(&sdk), dynamodb.with_loaded(&sdk));
+    let custom_endpoint = s3.custom || dynamodb.custom;
+    // The region goes into a signed header and the endpoint's host name: the signer
+    // panics on a control character in it.
+    let bad_region = |r: &str| {
+        r.is_empty()
+            || !r
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+    if sdk.region().is_some_and(|r| bad_region(r.as_ref())) {
+        return Err(Error::usage(
+            &target.url,
+            "the AWS region (from ?region=, AWS_REGION / AWS_DEFAULT_REGION or the profile) has characters no region name has (letters, digits and - only)",
+        ));
+    }
     if sdk.region().is_none() {
         if !custom_endpoint {
             return Err(Error::usage(&target.url, "no AWS region configured (set AWS_REGION, a region in your AWS profile, or add ?region=REGION to the target)"));
@@ -153,21 +159,9 @@ pub(crate) async fn load(
             .build();
     }
     if let Some(role) = &settings.assume_role {
-        sdk = assume_role(sdk, role).await;
+        sdk = checked(assume_role(sdk, role).await, "the assumed role");
     }
-    Ok(Aws {
-        sdk,
-        custom_endpoint,
-        endpoint,
-    })
-}
-
-fn timeouts(t: Duration) -> TimeoutConfig {
-    TimeoutConfig::builder()
-        .connect_timeout(t)
-        .operation_attempt_timeout(t)
-        .operation_timeout(t)
-        .build()
+    Ok(Aws { sdk, s3, dynamodb })
 }
 
 /// `assume_role { ... }` of the s3 backend block (or its legacy top-level `role_arn`).
@@ -191,6 +185,13 @@ struct Settings {
 impl Settings {
     fn from_target(target: &Target) -> Result<Settings, Error> {
         let usage = |m: String| Error::usage(&target.url, m);
+        for name in SECRETS {
+            if let Some(value) = target.param(name) {
+                key_text(value.trim(), &format!("the {name} setting")).map_err(|why| {
+                    usage(format!("{why}; fix it in the backend block or tflock.toml"))
+                })?;
+            }
+        }
         let static_credentials = match (target.param("access_key"), target.param("secret_key")) {
             (Some(id), Some(secret)) => Some(SharedCredentialsProvider::new(Credentials::new(
                 id.trim(),
@@ -237,14 +238,9 @@ impl Settings {
                 external_id: target.param("external_id").map(str::to_string),
                 duration: target
                     .param("assume_role_duration")
-                    .map(|d| {
-                        go_duration(d).ok_or_else(|| {
-                            usage(format!(
-                                "assume_role duration {d:?} is not a duration (e.g. 1h, 15m, 900s)"
-                            ))
-                        })
-                    })
-                    .transpose()?,
+                    .map(role_duration)
+                    .transpose()
+                    .map_err(usage)?,
                 sts_endpoint: target.param("sts_endpoint").map(str::to_string),
             }),
         };
@@ -268,35 +264,100 @@ fn paths(value: Option<&str>) -> Vec<String> {
         .collect()
 }
 
-/// A Go duration as Terraform's `assume_role.duration` takes it (`1h`, `1h30m`, `900s`), or
-/// plain seconds (the legacy `assume_role_duration_seconds`).
-fn go_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    if let Ok(secs) = text.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+/// The shortest and longest sessions STS `AssumeRole` grants (`DurationSeconds`).
+const ROLE_SESSION: (Duration, Duration) =
+    (Duration::from_secs(15 * 60), Duration::from_secs(12 * 3600));
+
+/// `assume_role.duration` (a Go duration such as `1h30m`) or the legacy
+/// `assume_role_duration_seconds` (`900`), within what STS accepts.
+fn role_duration(text: &str) -> Result<Duration, String> {
+    let wanted = "use 15m to 12h, e.g. 1h";
+    match tflock_core::duration::parse(text) {
+        Ok(d) if (ROLE_SESSION.0..=ROLE_SESSION.1).contains(&d) => Ok(d),
+        Ok(d) => Err(format!(
+            "assume_role duration {}s is not a session length STS grants ({wanted})",
+            d.as_secs()
+        )),
+        Err(e) => Err(format!(
+            "assume_role duration is not a duration STS accepts ({wanted}): {e}"
+        )),
     }
-    let mut total = 0f64;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .filter(|&i| i > 0)?;
-        let value: f64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "h" => 3600.0,
-            "m" => 60.0,
-            "s" => 1.0,
-            "ms" => 0.001,
-            _ => return None,
-        };
-        total += value * scale;
-        rest = &rest[unit_len..];
+}
+
+/// Refuses a key, secret or token with a character no AWS credential has (control
+/// characters, spaces, non-ASCII): the SDK's signer panics on some of them, and none can
+/// be valid. `what` names where it came from; the value is never shown.
+pub(crate) fn key_text(value: &str, what: &str) -> Result<(), String> {
+    match value.chars().find(|c| !c.is_ascii_graphic()) {
+        None => Ok(()),
+        Some(c) => {
+            let kind = if c.is_control() {
+                "a control character"
+            } else if c.is_whitespace() {
+                "a space"
+            } else {
+                "a non-ASCII character"
+            };
+            Err(format!(
+                "{what} contains {kind}, which no AWS credential has (value not shown)"
+            ))
+        }
     }
-    (total > 0.0).then(|| Duration::from_secs_f64(total))
+}
+
+/// Credentials that check what they resolve to before the signer sees it: profiles, SSO
+/// and `credential_process` are read lazily, at the first request, so this is the
+/// earliest a bad value in them can be caught.
+#[derive(Debug)]
+struct Checked {
+    inner: SharedCredentialsProvider,
+    source: String,
+}
+
+impl ProvideCredentials for Checked {
+    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        future::ProvideCredentials::new(async move {
+            let creds = self.inner.provide_credentials().await?;
+            let fields = [
+                (
+                    "the access key ID (aws_access_key_id)",
+                    Some(creds.access_key_id()),
+                ),
+                (
+                    "the secret access key (aws_secret_access_key)",
+                    Some(creds.secret_access_key()),
+                ),
+                (
+                    "the session token (aws_session_token)",
+                    creds.session_token(),
+                ),
+            ];
+            for (what, value) in fields {
+                if let Some(value) = value {
+                    key_text(value, &format!("{what} from {}", self.source)).map_err(|why| {
+                        CredentialsError::invalid_configuration(UnusableCredentials(why))
+                    })?;
+                }
+            }
+            Ok(creds)
+        })
+    }
+}
+
+fn checked(sdk: SdkConfig, source: &str) -> SdkConfig {
+    let Some(inner) = sdk.credentials_provider() else {
+        return sdk;
+    };
+    let wrapped = Checked {
+        inner,
+        source: source.to_string(),
+    };
+    sdk.into_builder()
+        .credentials_provider(SharedCredentialsProvider::new(wrapped))
+        .build()
 }
 
 /// Wraps the loaded credentials in an STS AssumeRole provider, as Terraform's
@@ -366,11 +427,12 @@ mod tests {
             })
         );
         assert_eq!(paths(Some("/a, /b\n/c")), ["/a", "/b", "/c"]);
-        assert_eq!(go_duration("900"), Some(Duration::from_secs(900)));
-        assert_eq!(go_duration("15m"), Some(Duration::from_secs(900)));
-        assert_eq!(go_duration("1.5h"), Some(Duration::from_secs(5400)));
-        assert_eq!(go_duration("1x"), None);
-        assert_eq!(go_duration("h"), None);
+        assert_eq!(role_duration("900"), Ok(Duration::from_secs(900)));
+        assert_eq!(role_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(role_duration("1.5h"), Ok(Duration::from_secs(5400)));
+        assert!(role_duration("1x").is_err());
+        assert!(role_duration("h").is_err());
+        assert!(role_duration("899s").unwrap_err().contains("899s is not"));
 
         let half = target("s3://b", &[("access_key", "AKIDBLOCK")]);
         let err = Settings::from_target(&half).err().unwrap().to_string();
@@ -395,12 +457,9 @@ mod tests {
             "s3://b?access_key=AKIDURL&region=us-east-1",
             "s3://b?token=tok-url",
         ] {
-            let err = load(
-                &Target::parse(url).unwrap(),
-                &opts,
-                "AWS_ENDPOINT_URL_S3",
-                &[],
-            )
+            let err = load(&Target::parse(url).unwrap(), &opts, &[], |_| {
+                Ok(Default::default())
+            })
             .await
             .err()
             .unwrap();

@@ -24,6 +24,12 @@ struct Settings {
     workspace_key_prefix: Option<String>,
     #[serde(default, deserialize_with = "de::flag")]
     use_lockfile: Option<bool>,
+    /// SSE-C: the state objects are encrypted with this key (used only with `encrypt`,
+    /// as Terraform does); `tflock doctor` needs it to read them.
+    #[serde(default, deserialize_with = "de::text")]
+    sse_customer_key: Option<String>,
+    #[serde(default, deserialize_with = "de::flag")]
+    encrypt: Option<bool>,
     #[serde(default, deserialize_with = "de::text")]
     dynamodb_table: Option<String>,
     #[serde(default, deserialize_with = "de::text")]
@@ -63,12 +69,6 @@ struct Settings {
     dynamodb_endpoint: Option<String>,
     #[serde(default, deserialize_with = "de::text")]
     sts_endpoint: Option<String>,
-    /// SSE-C: the state objects are encrypted with this key (used only with `encrypt`,
-    /// as Terraform does); `tflock doctor` needs it to read them.
-    #[serde(default, deserialize_with = "de::text")]
-    sse_customer_key: Option<String>,
-    #[serde(default, deserialize_with = "de::flag")]
-    encrypt: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -146,13 +146,27 @@ impl Settings {
     }
 }
 
-/// `s3://b?key=k` with the scope options in the URL (shown: they say which state).
+/// `s3://b?key=k` with the scope options in the URL (shown: they say which state),
+/// percent-encoded so a key with `&`, `#`, `%` or spaces stays one option.
 fn scoped(url: String, key: &str, prefix: Option<&str>) -> Result<Target, Error> {
-    let mut url = format!("{url}key={key}");
+    let mut url = format!("{url}key={}", query_value(key));
     if let Some(p) = prefix {
-        url.push_str(&format!("&workspace_key_prefix={p}"));
+        url.push_str(&format!("&workspace_key_prefix={}", query_value(p)));
     }
     Target::parse(&url)
+}
+
+/// A query value with everything but unreserved characters, `/` and `:` escaped.
+fn query_value(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/:".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 #[async_trait]
@@ -202,8 +216,8 @@ impl Driver for AwsDriver {
             .map(|p| p.trim_end_matches('/'))
             .filter(|p| *p != crate::naming::WORKSPACE_PREFIX);
         let endpoints = s.endpoints.as_ref();
-        let s3_endpoint = endpoints.and_then(|e| e.s3.clone()).or(s.endpoint.clone());
         let mut out = Vec::new();
+        let s3_endpoint = endpoints.and_then(|e| e.s3.clone()).or(s.endpoint.clone());
         if s.use_lockfile == Some(true) {
             let t = scoped(format!("s3://{bucket}?"), key, prefix)?
                 .with("endpoint", s3_endpoint.clone());
@@ -213,15 +227,18 @@ impl Driver for AwsDriver {
             let endpoint = endpoints
                 .and_then(|e| e.dynamodb.clone())
                 .or(s.dynamodb_endpoint.clone());
-            // The doctor compares the table's digest rows with the state objects in S3.
-            let sse_key = s
-                .sse_customer_key
-                .clone()
-                .filter(|_| s.encrypt == Some(true));
+            // The table's rows are read by key: the workspaces are listed in the state
+            // bucket, through the block's S3 endpoint.
             let t = scoped(format!("dynamodb://{table}?bucket={bucket}&"), key, prefix)?
                 .with("endpoint", endpoint)
                 .with("s3_endpoint", s3_endpoint)
-                .with("sse_customer_key", sse_key);
+                // The doctor reads the state objects the digest rows describe.
+                .with(
+                    "sse_customer_key",
+                    s.sse_customer_key
+                        .clone()
+                        .filter(|_| s.encrypt == Some(true)),
+                );
             out.push(s.common(t));
         }
         if out.is_empty() {
@@ -240,5 +257,195 @@ impl Driver for AwsDriver {
         // LockInfo.Path of the s3 backend: `<bucket>/<state key>`.
         let (bucket, key) = crate::naming::split_lock_id(path)?;
         (!path.contains("://")).then(|| format!("s3://{bucket}?key={key}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::naming::StateKeys;
+    use serde_json::{json, Value};
+
+    fn block(config: Value) -> BackendBlock {
+        BackendBlock {
+            kind: "s3".into(),
+            config: config.as_object().cloned().unwrap_or_default(),
+            source: "backend \"s3\" block in ./backend.tf".into(),
+            dir: ".".into(),
+        }
+    }
+
+    /// The workspace a scoped target gives a state key (`None`: not this configuration's).
+    fn ws(t: &Target, state_key: &str) -> Option<String> {
+        StateKeys::from_target(t)
+            .unwrap()
+            .unwrap()
+            .workspace_of(state_key)
+    }
+
+    #[test]
+    fn s3_scope_covers_every_workspace_of_one_key() {
+        let targets = DRIVER
+            .discover(&block(json!({
+                "bucket": "state",
+                "key": "app/terraform.tfstate",
+                "region": "eu-west-1",
+                "dynamodb_table": "locks",
+                "use_lockfile": true,
+                "endpoints": {"s3": "http://127.0.0.1:1", "dynamodb": "http://127.0.0.1:2"},
+            })))
+            .unwrap();
+        assert_eq!(targets.len(), 2);
+        let s3 = &targets[0];
+        assert_eq!(s3.url, "s3://state?key=app/terraform.tfstate");
+        assert_eq!(s3.param("endpoint"), Some("http://127.0.0.1:1"));
+        assert_eq!(s3.param("region"), Some("eu-west-1"));
+        assert_eq!(ws(s3, "app/terraform.tfstate").as_deref(), Some("default"));
+        assert_eq!(
+            ws(s3, "env:/dev/app/terraform.tfstate").as_deref(),
+            Some("dev")
+        );
+        assert_eq!(ws(s3, "other/terraform.tfstate"), None);
+        assert_eq!(ws(s3, "env:/a/b/app/terraform.tfstate"), None);
+        assert_eq!(ws(s3, "env:/dev/other/terraform.tfstate"), None);
+
+        let ddb = &targets[1];
+        assert_eq!(
+            ddb.url,
+            "dynamodb://locks?bucket=state&key=app/terraform.tfstate"
+        );
+        assert_eq!(ddb.param("endpoint"), Some("http://127.0.0.1:2"));
+        // Its workspaces are listed in the state bucket, through the S3 endpoint.
+        assert_eq!(ddb.param("s3_endpoint"), Some("http://127.0.0.1:1"));
+        assert_eq!(ddb.param("bucket"), Some("state"));
+        assert_eq!(
+            ws(ddb, "env:/dev/app/terraform.tfstate").as_deref(),
+            Some("dev")
+        );
+        assert_eq!(ws(ddb, "other/terraform.tfstate"), None);
+
+        // A custom workspace_key_prefix is part of the scope, and of the name shown.
+        let targets = DRIVER
+            .discover(&block(json!({
+                "bucket": "state",
+                "key": "app/terraform.tfstate",
+                "workspace_key_prefix": "workspaces/",
+                "use_lockfile": "true",
+            })))
+            .unwrap();
+        let t = &targets[0];
+        assert_eq!(
+            t.url,
+            "s3://state?key=app/terraform.tfstate&workspace_key_prefix=workspaces"
+        );
+        assert_eq!(
+            ws(t, "workspaces/prod/app/terraform.tfstate").as_deref(),
+            Some("prod")
+        );
+        assert_eq!(ws(t, "env:/prod/app/terraform.tfstate"), None);
+        assert_eq!(ws(t, "app/terraform.tfstate").as_deref(), Some("default"));
+
+        // The default prefix is not repeated; odd characters in a key stay one option.
+        let targets = DRIVER
+            .discover(&block(json!({
+                "bucket": "state",
+                "key": "team a&b/x#1 100%.tfstate",
+                "workspace_key_prefix": "env:",
+                "use_lockfile": true,
+            })))
+            .unwrap();
+        let t = &targets[0];
+        assert!(!t.url.contains("workspace_key_prefix"), "{}", t.url);
+        assert_eq!(t.param("key"), Some("team a&b/x#1 100%.tfstate"));
+        assert_eq!(t.params.len(), 1, "{t:?}");
+    }
+
+    #[test]
+    fn s3_credentials_files_and_assume_role_are_hidden_options() {
+        let targets = DRIVER
+            .discover(&block(json!({
+                "bucket": "state",
+                "key": "terraform.tfstate",
+                "use_lockfile": true,
+                "dynamodb_table": "locks",
+                "access_key": "AKIDBLOCK",
+                "secret_key": "s3cr3t-from-block",
+                "token": "t0ken-from-block",
+                "shared_config_files": ["/etc/aws/config", "~/.aws/team"],
+                "shared_credentials_files": ["/etc/aws/credentials"],
+                "use_path_style": true,
+                "skip_credentials_validation": true,
+                "role_arn": "arn:aws:iam::1:role/legacy",
+                "assume_role": {
+                    "role_arn": "arn:aws:iam::123456789012:role/oncall",
+                    "session_name": "tflock",
+                    "external_id": "ext",
+                    "duration": "30m",
+                },
+                "endpoints": {"sts": "http://127.0.0.1:3"},
+            })))
+            .unwrap();
+        assert_eq!(targets.len(), 2);
+        for t in &targets {
+            for secret in ["AKIDBLOCK", "s3cr3t-from-block", "t0ken-from-block"] {
+                assert!(!t.url.contains(secret), "{}", t.url);
+                assert!(!format!("{t:?}").contains(secret), "{t:?}");
+            }
+            assert_eq!(t.param("access_key"), Some("AKIDBLOCK"));
+            assert_eq!(t.param("secret_key"), Some("s3cr3t-from-block"));
+            assert_eq!(t.param("token"), Some("t0ken-from-block"));
+            assert_eq!(
+                t.param("shared_config_files"),
+                Some("/etc/aws/config\n~/.aws/team")
+            );
+            assert_eq!(
+                t.param("shared_credentials_files"),
+                Some("/etc/aws/credentials")
+            );
+            assert_eq!(
+                t.param("role_arn"),
+                Some("arn:aws:iam::123456789012:role/oncall")
+            );
+            assert_eq!(t.param("session_name"), Some("tflock"));
+            assert_eq!(t.param("external_id"), Some("ext"));
+            assert_eq!(t.param("assume_role_duration"), Some("30m"));
+            assert_eq!(t.param("sts_endpoint"), Some("http://127.0.0.1:3"));
+            // Settings tflock does not need are not passed on.
+            assert_eq!(t.param("skip_credentials_validation"), None);
+            assert_eq!(t.param("endpoint"), None);
+        }
+
+        // The legacy top-level role settings, as `terraform init` records them.
+        let legacy = DRIVER
+            .discover(&block(
+                serde_json::from_str(
+                    r#"{"bucket":"b","key":"k","use_lockfile":true,"assume_role":null,"role_arn":"arn:aws:iam::1:role/legacy","assume_role_duration_seconds":900,"shared_config_files":null,"access_key":null,"dynamodb_table":null}"#,
+                )
+                .unwrap(),
+            ))
+            .unwrap();
+        assert_eq!(legacy.len(), 1);
+        let t = &legacy[0];
+        assert_eq!(t.param("role_arn"), Some("arn:aws:iam::1:role/legacy"));
+        assert_eq!(t.param("assume_role_duration"), Some("900"));
+        assert_eq!(t.param("access_key"), None);
+        assert_eq!(t.param("shared_config_files"), None);
+    }
+
+    #[test]
+    fn partial_block_names_what_is_missing() {
+        let err = DRIVER
+            .discover(&block(json!({"region": "us-east-1"})))
+            .unwrap_err();
+        let text = err.to_string();
+        assert_eq!(err.kind(), tflock_core::Kind::Usage);
+        assert!(
+            text.contains("does not set bucket, key") && text.contains("backend.tf"),
+            "{text}"
+        );
+        let err = DRIVER
+            .discover(&block(json!({"bucket": "b", "key": "k"})))
+            .unwrap_err();
+        assert!(err.to_string().contains("no locking configured"), "{err}");
     }
 }

@@ -18,7 +18,7 @@
 //! Advice puts each command on its own line, so the CLI can add the targets to the
 //! `tflock` ones.
 
-use crate::auth::Aws;
+use crate::client::Aws;
 use crate::error::{code, destructive_error, sdk_error, status, Call};
 use crate::naming::{lockfile_state_key, split_lock_id, workspace_of, StateKeys};
 use aws_config::retry::RetryConfig;
@@ -308,21 +308,6 @@ impl Doctor {
             _ => target.path.clone(),
         };
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        // The state objects may live behind another endpoint than the table.
-        let s3_endpoint = target
-            .param("s3_endpoint")
-            .map(str::to_string)
-            .or_else(|| env("AWS_ENDPOINT_URL_S3"))
-            .or_else(|| target.param("endpoint").map(str::to_string))
-            .or_else(|| env("AWS_ENDPOINT_URL"));
-        if let Some(e) = &s3_endpoint {
-            if !matches!(url::Url::parse(e), Ok(u) if matches!(u.scheme(), "http" | "https")) {
-                return Err(Error::usage(
-                    &target.url,
-                    format!("the S3 endpoint {e} (?s3_endpoint=) is not an http(s) URL"),
-                ));
-            }
-        }
         let sse = match (
             target.param("sse_customer_key"),
             env("AWS_SSE_CUSTOMER_KEY"),
@@ -336,22 +321,21 @@ impl Doctor {
             Ok(k) => (k, None),
             Err(e) => (None, Some(e.message().to_string())),
         };
-        let mut s3 = aws_sdk_s3::config::Builder::from(&aws.sdk);
-        s3.set_endpoint_url(s3_endpoint.clone());
-        let s3 = s3.force_path_style(s3_endpoint.is_some()).build();
+        // The state objects may live behind another endpoint than the table
+        // (`?s3_endpoint=`, `AWS_ENDPOINT_URL_S3`): the loaded configuration knows it.
         Ok(Doctor {
             target: target.url.clone(),
             region: aws.region().to_string(),
             s3: S3 {
-                client: aws_sdk_s3::Client::from_conf(s3),
-                endpoint: s3_endpoint,
+                client: aws.s3_client(),
+                endpoint: aws.s3.shown.clone(),
                 sse,
                 sse_error,
             },
             place: Place::Table {
                 table: target.host.clone(),
-                ddb: aws_sdk_dynamodb::Client::new(&aws.sdk),
-                ddb_endpoint: aws.endpoint.clone(),
+                ddb: aws.dynamodb_client(),
+                ddb_endpoint: aws.dynamodb.shown.clone(),
                 prefix,
                 scope,
             },
@@ -360,15 +344,12 @@ impl Doctor {
 
     /// The doctor of an `s3://` target.
     pub(crate) fn for_bucket(target: &Target, aws: &Aws) -> Result<Doctor, Error> {
-        let config = aws_sdk_s3::config::Builder::from(&aws.sdk)
-            .force_path_style(aws.custom_endpoint)
-            .build();
         Ok(Doctor {
             target: target.url.clone(),
             region: aws.region().to_string(),
             s3: S3 {
-                client: aws_sdk_s3::Client::from_conf(config),
-                endpoint: aws.endpoint.clone(),
+                client: aws.s3_client(),
+                endpoint: aws.s3.shown.clone(),
                 sse: None,
                 sse_error: None,
             },

@@ -3,18 +3,26 @@
 //! A lock row has `Info` (LockInfo JSON); a digest row (`<bucket>/<key>-md5`) has `Digest`
 //! and is never listed, read beyond its key, or touched. Rows are told apart by attribute,
 //! server-side, so digest values never leave the table.
+//!
+//! Unscoped, the table is scanned (in `?segments=` parallel segments). Scoped to one
+//! configuration (`?bucket=&key=`, as discovery makes it), nothing is scanned: the
+//! workspaces come from one listing of `<workspace_key_prefix>/` in the state bucket, as
+//! Terraform finds them, and their rows are read by key with `BatchGetItem` (100 keys a
+//! call). A table of any size then costs one listing and one read per 100 workspaces.
 
-use crate::auth::Aws;
-use crate::error::{code, destructive_error, sdk_error, Call};
+use crate::client::Aws;
+use crate::error::{code, destructive_error, sdk_error, status, Call};
 use crate::naming::{split_lock_id, workspace_of, StateKeys};
+use crate::s3::Bucket;
 use async_trait::async_trait;
 use aws_config::retry::RetryConfig;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use aws_sdk_dynamodb::Client;
 use std::collections::HashMap;
+use tflock_core::error::source_chain;
 use tflock_core::{
-    Backend, BreakOptions, Broken, Error, Finding, Fix, Handle, Lock, LockStore, Presence,
-    Repaired, Target,
+    bounded, Backend, BreakOptions, Broken, ConnectOptions, Error, Handle, Lock, LockStore,
+    Presence, Target,
 };
 
 /// The backend name of DynamoDB lock rows.
@@ -33,25 +41,33 @@ type Item = HashMap<String, AttributeValue>;
 /// than a few dozen requests at once only adds throttling).
 const MAX_SEGMENTS: i32 = 64;
 
+/// Keys one `BatchGetItem` may ask for.
+const BATCH_GET_MAX: usize = 100;
+
+/// How often keys DynamoDB leaves unprocessed (throttling) are asked for again.
+const UNPROCESSED_ROUNDS: u32 = 8;
+
 pub(crate) struct DynamoStore {
+    /// `tflock doctor` over this table: its digest rows against the state objects.
+    doctor: crate::doctor::Doctor,
     target: String,
     table: String,
     /// Only `LockID`s starting with this (a bucket, `bucket/env:/`), when the target has a
     /// path or names the state bucket.
     prefix: String,
-    /// One backend configuration's states (`?bucket=&key=`, from discovery): only its rows.
-    scope: Option<(String, StateKeys)>,
+    /// One backend configuration's states (`?bucket=&key=`, from discovery): only its
+    /// rows, read by key; the bucket is where its workspaces are listed.
+    scope: Option<(String, StateKeys, Bucket)>,
+    concurrency: usize,
     /// Parallel scan segments (`?segments=`, default 1).
     segments: i32,
     region: String,
     endpoint: Option<String>,
     client: Client,
-    /// `tflock doctor` over this table: its digest rows against the state objects.
-    doctor: crate::doctor::Doctor,
 }
 
 impl DynamoStore {
-    pub fn new(target: &Target, aws: &Aws) -> Result<Self, Error> {
+    pub fn new(target: &Target, aws: &Aws, opts: &ConnectOptions) -> Result<Self, Error> {
         if target.host.is_empty() {
             return Err(Error::usage(
                 &target.url,
@@ -71,32 +87,41 @@ impl DynamoStore {
                     )
                 })?,
         };
-        let scope =
-            match (target.param("bucket"), target.param("key")) {
-                (Some(b), Some(k)) => Some((
-                    b.to_string(),
-                    StateKeys::new(k, target.param("workspace_key_prefix")),
-                )),
-                (None, None) => None,
-                _ => return Err(Error::usage(
+        let keys = StateKeys::from_target(target)?;
+        let scope = match (target.param("bucket"), keys) {
+            (Some(b), Some(keys)) => Some((b.to_string(), keys, Bucket::new(&target.url, b, aws))),
+            (None, None) => None,
+            _ => {
+                return Err(Error::usage(
                     &target.url,
                     "?bucket= and ?key= name one state configuration together; set both or neither",
-                )),
-            };
-        let prefix = match &scope {
-            Some((bucket, _)) if target.path.is_empty() => format!("{bucket}/"),
-            _ => target.path.clone(),
+                ))
+            }
         };
+        if scope.is_some() && target.param("segments").is_some() {
+            return Err(Error::usage(
+                &target.url,
+                "?segments= splits a scan; a target with ?bucket= and ?key= reads its rows by key and scans nothing",
+            ));
+        }
+        if scope.is_some() && !target.path.is_empty() {
+            return Err(Error::usage(
+                &target.url,
+                "?bucket= and ?key= name the rows themselves: drop the /PREFIX from the target",
+            ));
+        }
+        let prefix = target.path.clone();
         Ok(DynamoStore {
+            doctor: crate::doctor::Doctor::for_table(target, aws)?,
             target: target.url.clone(),
             segments,
             table: target.host.clone(),
             prefix,
             scope,
+            concurrency: opts.concurrency,
             region: aws.region().to_string(),
-            endpoint: aws.endpoint.clone(),
-            client: Client::new(&aws.sdk),
-            doctor: crate::doctor::Doctor::for_table(target, aws)?,
+            endpoint: aws.dynamodb.shown.clone(),
+            client: aws.dynamodb_client(),
         })
     }
 
@@ -166,11 +191,93 @@ impl DynamoStore {
         }
     }
 
+    /// The lock rows of one configuration: its workspaces from the state bucket, then
+    /// their rows by key.
+    async fn read_scoped(
+        &self,
+        bucket: &str,
+        keys: &StateKeys,
+        objects: &Bucket,
+    ) -> Result<Vec<Item>, Error> {
+        let lock_ids: Vec<String> = objects
+            .workspaces(keys)
+            .await?
+            .iter()
+            .map(|ws| format!("{bucket}/{}", keys.state_key(ws)))
+            .collect();
+        let chunks: Vec<Vec<String>> = lock_ids
+            .chunks(BATCH_GET_MAX)
+            .map(<[String]>::to_vec)
+            .collect();
+        let mut items = Vec::new();
+        for part in bounded(chunks, self.concurrency, |c| self.batch_get(c)).await {
+            items.extend(part?);
+        }
+        Ok(items)
+    }
+
+    /// One `BatchGetItem` of up to 100 keys (strongly consistent, `LockID` and `Info`
+    /// only), asked again for what DynamoDB leaves unprocessed when it throttles.
+    async fn batch_get(&self, lock_ids: Vec<String>) -> Result<Vec<Item>, Error> {
+        let mut wanted: Vec<Item> = lock_ids
+            .into_iter()
+            .map(|id| HashMap::from([("LockID".to_string(), AttributeValue::S(id))]))
+            .collect();
+        let mut items = Vec::new();
+        let mut pause = std::time::Duration::from_millis(50);
+        for round in 0..UNPROCESSED_ROUNDS {
+            if round > 0 {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_secs(1));
+            }
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(std::mem::take(&mut wanted)))
+                .consistent_read(true)
+                .projection_expression("#id, #info")
+                .expression_attribute_names("#id", "LockID")
+                .expression_attribute_names("#info", "Info")
+                .build()
+                .map_err(|e| Error::backend(&self.target, source_chain(&e)))?;
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, request)
+                .send()
+                .await
+                .map_err(|e| {
+                    sdk_error(
+                        &self.call(format!("reading rows of table {}", self.table)),
+                        &e,
+                    )
+                })?;
+            if let Some(rows) = out.responses().and_then(|r| r.get(&self.table)) {
+                items.extend(rows.iter().cloned());
+            }
+            wanted = out
+                .unprocessed_keys()
+                .and_then(|u| u.get(&self.table))
+                .map(|k| k.keys().to_vec())
+                .unwrap_or_default();
+            if wanted.is_empty() {
+                return Ok(items);
+            }
+        }
+        Err(Error::backend(
+            &self.target,
+            format!(
+                "reading rows of table {}: DynamoDB left {} keys unprocessed after {UNPROCESSED_ROUNDS} rounds (throttled)",
+                self.table,
+                wanted.len()
+            ),
+        )
+        .with_hint("try again shortly"))
+    }
+
     /// The workspace of a row's `LockID`, and whether this target covers it.
     fn workspace(&self, lock_id: &str) -> Option<Option<String>> {
         let split = split_lock_id(lock_id);
         match (&self.scope, split) {
-            (Some((bucket, keys)), Some((b, key))) if b == bucket => {
+            (Some((bucket, keys, _)), Some((b, key))) if b == bucket => {
                 keys.workspace_of(key).map(Some)
             }
             (Some(_), _) => None,
@@ -222,9 +329,11 @@ impl LockStore for DynamoStore {
     }
 
     async fn list(&self) -> Result<Vec<Lock>, Error> {
-        let mut locks: Vec<Lock> = self
-            .scan()
-            .await?
+        let items = match &self.scope {
+            Some((bucket, keys, objects)) => self.read_scoped(bucket, keys, objects).await?,
+            None => self.scan().await?,
+        };
+        let mut locks: Vec<Lock> = items
             .iter()
             .filter_map(|item| self.lock_from(item))
             .collect();
@@ -269,7 +378,12 @@ impl LockStore for DynamoStore {
                 )],
                 ..Broken::default()
             }),
-            Err(e) if code(&e).as_deref() == Some("ConditionalCheckFailedException") => {
+            // DynamoDB says ConditionalCheckFailedException; a proxy or compatible store
+            // may only say 412: both mean the condition on Info did not hold.
+            Err(e)
+                if code(&e).as_deref() == Some("ConditionalCheckFailedException")
+                    || status(&e) == Some(412) =>
+            {
                 Err(Error::changed(
                     &self.target,
                     format!("row {lock_id} was removed or re-taken since it was read"),
@@ -280,6 +394,14 @@ impl LockStore for DynamoStore {
                 &e,
             )),
         }
+    }
+
+    async fn diagnose(&self) -> Result<Vec<tflock_core::Finding>, Error> {
+        self.doctor.diagnose().await
+    }
+
+    async fn repair(&self, fix: &tflock_core::Fix) -> Result<tflock_core::Repaired, Error> {
+        self.doctor.repair(fix).await
     }
 
     async fn recheck(&self, lock: &Lock) -> Result<Presence, Error> {
@@ -309,13 +431,5 @@ impl LockStore for DynamoStore {
             Some(info) if info == h.info => Presence::Same,
             Some(_) => Presence::Other,
         })
-    }
-
-    async fn diagnose(&self) -> Result<Vec<Finding>, Error> {
-        self.doctor.diagnose().await
-    }
-
-    async fn repair(&self, fix: &Fix) -> Result<Repaired, Error> {
-        self.doctor.repair(fix).await
     }
 }

@@ -4,6 +4,7 @@
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use tflock_core::error::{one_line, source_chain};
+use tflock_core::text::escape_control;
 use tflock_core::{Error, Kind};
 
 /// What a failed call was doing, for the message: `"listing bucket b"`.
@@ -13,6 +14,33 @@ pub(crate) struct Call<'a> {
     pub region: &'a str,
     /// The custom endpoint in use, if any (named when it cannot be reached).
     pub endpoint: Option<&'a str>,
+}
+
+/// Credentials, resolved at the first request, that no AWS service could accept (a
+/// control character in a profile's key): the user's to fix, said without the value.
+#[derive(Debug)]
+pub(crate) struct UnusableCredentials(pub String);
+
+impl std::fmt::Display for UnusableCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UnusableCredentials {}
+
+/// The first error of type `T` in `err`'s source chain.
+fn find_source<'a, T: std::error::Error + 'static>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if let Some(found) = e.downcast_ref::<T>() {
+            return Some(found);
+        }
+        next = e.source();
+    }
+    None
 }
 
 /// The error code of a service error, or `None` for transport failures. Falls back to an
@@ -43,6 +71,10 @@ pub(crate) fn sdk_error<E>(call: &Call<'_>, err: &SdkError<E, HttpResponse>) -> 
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
+    if let Some(bad) = find_source::<UnusableCredentials>(err) {
+        return Error::usage(call.target, format!("{}: {bad}", call.action))
+            .with_hint("fix the credentials where they are configured");
+    }
     let (kind, message, hint) = match err {
         SdkError::ServiceError(_) | SdkError::ResponseError(_) => {
             let code = code(err)
@@ -82,7 +114,8 @@ where
         }
         _ => (Kind::Backend, source_chain(err), None),
     };
-    let message = one_line(&format!("{}: {message}", call.action));
+    // Keys and prefixes come from buckets and targets: no control character is shown raw.
+    let message = escape_control(&one_line(&format!("{}: {message}", call.action))).into_owned();
     let e = Error::new(kind, message).at(call.target);
     match hint {
         Some(h) => e.with_hint(h),
@@ -99,19 +132,20 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
     let e = sdk_error(call, err);
-    let applied_nothing = match err {
-        SdkError::ServiceError(_) => {
-            let s = status(err).unwrap_or(500);
-            s < 500 || s == 503
-        }
-        // The request could not be built or signed: nothing left the process.
-        SdkError::ConstructionFailure(_) => true,
-        // A connection that was refused or never made carried nothing.
-        SdkError::DispatchFailure(d) => {
-            d.is_user() || source_chain(err).contains("Connection refused")
-        }
-        _ => false,
-    };
+    let applied_nothing = e.kind() == Kind::Usage
+        || match err {
+            SdkError::ServiceError(_) => {
+                let s = status(err).unwrap_or(500);
+                s < 500 || s == 503
+            }
+            // The request could not be built or signed: nothing left the process.
+            SdkError::ConstructionFailure(_) => true,
+            // A connection that was refused or never made carried nothing.
+            SdkError::DispatchFailure(d) => {
+                d.is_user() || source_chain(err).contains("Connection refused")
+            }
+            _ => false,
+        };
     if applied_nothing {
         e
     } else {
@@ -134,7 +168,8 @@ fn kind_of_code(code: &str) -> Kind {
         | "ExpiredTokenException"
         | "RequestExpired"
         | "TokenRefreshRequired"
-        | "MissingAuthenticationToken" => Kind::Unauthenticated,
+        | "MissingAuthenticationToken"
+        | "HTTP 401" => Kind::Unauthenticated,
         _ => Kind::Backend,
     }
 }
@@ -234,6 +269,31 @@ mod tests {
             let text = e.to_string();
             assert!(text.contains(code) && text.contains(" ("), "{text}");
         }
+    }
+
+    #[test]
+    fn each_code_has_its_kind() {
+        for (code, status, kind) in [
+            ("AccessDenied", 403, Kind::PermissionDenied),
+            ("AccessDeniedException", 400, Kind::PermissionDenied),
+            ("", 403, Kind::PermissionDenied),
+            ("InvalidAccessKeyId", 403, Kind::Unauthenticated),
+            ("UnrecognizedClientException", 400, Kind::Unauthenticated),
+            ("ExpiredTokenException", 400, Kind::Unauthenticated),
+            ("", 401, Kind::Unauthenticated),
+            ("NoSuchBucket", 404, Kind::Backend),
+            ("ResourceNotFoundException", 400, Kind::Backend),
+            ("SlowDown", 503, Kind::Backend),
+            ("", 500, Kind::Backend),
+        ] {
+            let e = sdk_error(&call(), &service_error(code, "m", status));
+            assert_eq!(e.kind(), kind, "{code} {status}: {e}");
+        }
+        let hostile = sdk_error(&call(), &service_error("X", "evil\u{1b}[2Jtext", 400));
+        assert!(
+            !hostile.to_string().chars().any(char::is_control),
+            "{hostile}"
+        );
     }
 
     #[test]

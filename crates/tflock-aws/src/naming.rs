@@ -49,8 +49,25 @@ impl StateKeys {
         (!ws.is_empty() && !ws.contains('/')).then(|| ws.to_string())
     }
 
+    /// The configuration a scoped target names (`?key=`, `?workspace_key_prefix=`).
+    pub fn from_target(target: &tflock_core::Target) -> Result<Option<Self>, tflock_core::Error> {
+        let prefix = target.param("workspace_key_prefix");
+        match target.param("key") {
+            Some(key) => Ok(Some(StateKeys::new(key, prefix))),
+            None if prefix.is_some() => Err(tflock_core::Error::usage(
+                &target.url,
+                "?workspace_key_prefix= needs ?key= (together they name one configuration's states)",
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// What Terraform lists to find the workspaces: `<workspace_key_prefix>/`.
+    pub fn listing_prefix(&self) -> String {
+        format!("{}/", self.prefix)
+    }
+
     /// The state key of `workspace`.
-    #[allow(dead_code)] // direct reads by key (next)
     pub fn state_key(&self, workspace: &str) -> String {
         if workspace == "default" {
             self.key.clone()

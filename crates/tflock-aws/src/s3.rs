@@ -2,22 +2,29 @@
 //! `<state key>.tflock` objects holding LockInfo JSON.
 //!
 //! Only keys ending in `.tflock` are read or deleted; state objects are never fetched.
+//! Unscoped, the bucket (or prefix) is listed page by page while the lockfiles already
+//! seen are read, `--concurrency` at a time. Scoped to one configuration (`?key=`), only
+//! `<workspace_key_prefix>/` is listed (where the other workspaces' lockfiles are) and the
+//! default workspace's lockfile is read directly, beside that listing.
 //! A break re-reads the lockfile's ETag (HEAD) and then sends `DeleteObject` with
 //! `If-Match` on the ETag that was listed, once: a store that ignores `If-Match` is still
 //! guarded by the re-check, and says so.
 
-use crate::auth::Aws;
+use crate::client::Aws;
 use crate::error::{code, destructive_error, sdk_error, status, Call};
-use crate::naming::{lockfile_state_key, workspace_of, StateKeys};
+use crate::naming::{
+    lockfile_state_key, workspace_of, StateKeys, LOCKFILE_SUFFIX, WORKSPACE_PREFIX,
+};
 use async_trait::async_trait;
 use aws_config::retry::RetryConfig;
 use aws_sdk_s3::primitives::DateTime as AwsDateTime;
 use aws_sdk_s3::Client;
 use chrono::{DateTime, Utc};
+use futures::stream::{self, Stream, StreamExt, TryStreamExt};
 use tflock_core::error::source_chain;
 use tflock_core::{
-    bounded, Backend, BreakOptions, Broken, ConnectOptions, Error, Finding, Fix, Guard, Handle,
-    Lock, LockStore, Presence, Repaired, Target,
+    Backend, BreakOptions, Broken, ConnectOptions, Error, Guard, Handle, Kind, Lock, LockStore,
+    Presence, Target,
 };
 use tokio::sync::OnceCell;
 
@@ -28,20 +35,138 @@ pub const S3: Backend = Backend::new("s3");
 const MAX_LOCKFILE_BYTES: i64 = 1 << 20;
 
 pub(crate) struct S3Store {
+    /// `tflock doctor` over this bucket: lockfiles whose state object is missing.
+    doctor: crate::doctor::Doctor,
     target: String,
     bucket: String,
     prefix: String,
+    /// Where lockfiles are listed and read.
+    objects: Bucket,
     /// One backend configuration's states (discovery, `?key=`): only its lockfiles.
     keys: Option<StateKeys>,
     region: String,
     endpoint: Option<String>,
     /// Not AWS itself: whether it honours `If-Match` on DELETE must be found out.
     custom_endpoint: bool,
-    if_match_honoured: OnceCell<bool>,
+    /// The probe's verdict and the status it saw, found out once.
+    if_match_honoured: OnceCell<(bool, u16)>,
     concurrency: usize,
+}
+
+/// A bucket listed page by page: the lockfiles of an `s3://` target, and the workspaces
+/// of one configuration for a `dynamodb://` target scoped to it.
+pub(crate) struct Bucket {
     client: Client,
-    /// `tflock doctor` over this bucket: lockfiles whose state object is missing.
-    doctor: crate::doctor::Doctor,
+    name: String,
+    target: String,
+    region: String,
+    endpoint: Option<String>,
+}
+
+impl Bucket {
+    /// The state bucket `name`, for messages about `target`.
+    pub fn new(target: &str, name: &str, aws: &Aws) -> Bucket {
+        Bucket {
+            client: aws.s3_client(),
+            name: name.to_string(),
+            target: target.to_string(),
+            region: aws.region().to_string(),
+            endpoint: aws.s3.shown.clone(),
+        }
+    }
+
+    fn call(&self, action: String) -> Call<'_> {
+        Call {
+            target: &self.target,
+            action,
+            region: &self.region,
+            endpoint: self.endpoint.as_deref(),
+        }
+    }
+
+    /// `ListObjectsV2` under `prefix`, one page (up to 1000 keys) at a time: the next page
+    /// is asked for only when the consumer wants more, so reads of the keys already seen
+    /// overlap it.
+    pub fn pages<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> impl Stream<Item = Result<Vec<Listed>, Error>> + Send + 'a {
+        stream::try_unfold(Some(None::<String>), move |state| async move {
+            let Some(token) = state else { return Ok(None) };
+            let mut req = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.name)
+                .set_continuation_token(token);
+            if !prefix.is_empty() {
+                req = req.prefix(prefix);
+            }
+            let page = req.send().await.map_err(|e| {
+                let what = if prefix.is_empty() {
+                    format!("listing bucket {}", self.name)
+                } else {
+                    format!("listing {prefix} in bucket {}", self.name)
+                };
+                sdk_error(&self.call(what), &e)
+            })?;
+            let listed = page
+                .contents()
+                .iter()
+                .filter_map(|o| {
+                    Some(Listed {
+                        key: o.key()?.to_string(),
+                        etag: o.e_tag().map(str::to_string),
+                        size: o.size(),
+                        last_modified: o.last_modified().cloned(),
+                    })
+                })
+                .collect();
+            let next = match page.next_continuation_token() {
+                Some(t) if page.is_truncated() == Some(true) && !t.is_empty() => {
+                    Some(Some(t.to_string()))
+                }
+                _ => None,
+            };
+            Ok(Some((listed, next)))
+        })
+    }
+
+    /// Keys under `<workspace_key_prefix>/` that belong to `keys`' configuration, as
+    /// Terraform's `Workspaces()` lists them (one listing of that prefix). A listing
+    /// refused under the default prefix gives none, as Terraform then only knows the
+    /// default workspace.
+    pub fn workspace_keys<'a>(
+        &'a self,
+        keys: &'a StateKeys,
+        listing_prefix: &'a str,
+    ) -> impl Stream<Item = Result<Listed, Error>> + Send + 'a {
+        let tolerate_denied = keys.prefix == WORKSPACE_PREFIX;
+        self.pages(listing_prefix)
+            .take_while(move |page| {
+                let denied = matches!(page, Err(e) if e.kind() == Kind::PermissionDenied);
+                futures::future::ready(!(denied && tolerate_denied))
+            })
+            .map_ok(|page| stream::iter(page.into_iter().map(Ok)))
+            .try_flatten()
+    }
+
+    /// The workspaces of `keys`: `default`, then every `<ws>` with a state object or a
+    /// lockfile at `<workspace_key_prefix>/<ws>/<key>`.
+    pub async fn workspaces(&self, keys: &StateKeys) -> Result<Vec<String>, Error> {
+        let prefix = keys.listing_prefix();
+        let mut found: Vec<String> = self
+            .workspace_keys(keys, &prefix)
+            .try_filter_map(|l| async move {
+                let state = lockfile_state_key(&l.key).unwrap_or(&l.key);
+                Ok(keys.workspace_of(state).filter(|ws| ws != "default"))
+            })
+            .try_collect()
+            .await?;
+        found.sort();
+        found.dedup();
+        found.insert(0, "default".to_string());
+        Ok(found)
+    }
 }
 
 /// What a break of a lockfile compares on.
@@ -50,12 +175,23 @@ struct S3Handle {
     etag: Option<String>,
 }
 
-/// One `.tflock` object as listed.
-struct Listed {
+/// One object as listed (or, for a lockfile read directly, only its key).
+pub(crate) struct Listed {
     key: String,
     etag: Option<String>,
     size: Option<i64>,
     last_modified: Option<AwsDateTime>,
+}
+
+impl Listed {
+    fn key_only(key: String) -> Listed {
+        Listed {
+            key,
+            etag: None,
+            size: None,
+            last_modified: None,
+        }
+    }
 }
 
 impl S3Store {
@@ -66,24 +202,25 @@ impl S3Store {
                 "missing bucket name (s3://BUCKET[/PREFIX])",
             ));
         }
-        // Emulators and most private endpoints only serve path-style URLs.
-        let config = aws_sdk_s3::config::Builder::from(&aws.sdk)
-            .force_path_style(aws.custom_endpoint)
-            .build();
+        let keys = StateKeys::from_target(target)?;
+        if keys.is_some() && !target.path.is_empty() {
+            return Err(Error::usage(
+                &target.url,
+                "?key= names the states itself: drop the /PREFIX from the target",
+            ));
+        }
         Ok(S3Store {
+            doctor: crate::doctor::Doctor::for_bucket(target, aws)?,
             target: target.url.clone(),
             bucket: target.host.clone(),
             prefix: target.path.clone(),
-            keys: target
-                .param("key")
-                .map(|k| StateKeys::new(k, target.param("workspace_key_prefix"))),
+            objects: Bucket::new(&target.url, &target.host, aws),
+            keys,
             region: aws.region().to_string(),
-            endpoint: aws.endpoint.clone(),
-            custom_endpoint: aws.custom_endpoint,
+            endpoint: aws.s3.shown.clone(),
+            custom_endpoint: aws.s3.custom,
             if_match_honoured: OnceCell::new(),
             concurrency: opts.concurrency,
-            client: Client::from_conf(config),
-            doctor: crate::doctor::Doctor::for_bucket(target, aws)?,
         })
     }
 
@@ -109,41 +246,49 @@ impl S3Store {
         }
     }
 
-    async fn list_lockfiles(&self) -> Result<Vec<Listed>, Error> {
-        let mut found = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let mut req = self
-                .client
-                .list_objects_v2()
-                .bucket(&self.bucket)
-                .set_continuation_token(token.take());
-            if !self.prefix.is_empty() {
-                req = req.prefix(&self.prefix);
-            }
-            let page = req.send().await.map_err(|e| {
-                sdk_error(&self.call(format!("listing bucket {}", self.bucket)), &e)
-            })?;
-            for obj in page.contents() {
-                let Some(key) = obj.key() else { continue };
+    /// Every lockfile under the target's prefix, read while later pages are listed.
+    async fn list_all(&self) -> Result<Vec<Lock>, Error> {
+        let lockfiles = self
+            .objects
+            .pages(&self.prefix)
+            .map_ok(|page| {
                 // The server returns every key under the prefix: keep lockfiles only.
-                if self.workspace(key).is_none() {
-                    continue;
-                }
-                found.push(Listed {
-                    key: key.to_string(),
-                    etag: obj.e_tag().map(str::to_string),
-                    size: obj.size(),
-                    last_modified: obj.last_modified().cloned(),
-                });
-            }
-            match page.next_continuation_token() {
-                Some(t) if page.is_truncated() == Some(true) && !t.is_empty() => {
-                    token = Some(t.to_string())
-                }
-                _ => return Ok(found),
-            }
-        }
+                let page: Vec<Result<Listed, Error>> = page
+                    .into_iter()
+                    .filter(|l| self.workspace(&l.key).is_some())
+                    .map(Ok)
+                    .collect();
+                stream::iter(page)
+            })
+            .try_flatten();
+        self.read_all(lockfiles).await
+    }
+
+    /// One configuration's lockfiles: the default workspace's read directly, the others
+    /// found by one listing of `<workspace_key_prefix>/` (1 request per 1000 keys) and
+    /// read as they are seen.
+    async fn list_scoped(&self, keys: &StateKeys) -> Result<Vec<Lock>, Error> {
+        let default = Listed::key_only(format!("{}{LOCKFILE_SUFFIX}", keys.key));
+        let prefix = keys.listing_prefix();
+        let others = self.objects.workspace_keys(keys, &prefix).try_filter(|l| {
+            let ws = self.workspace(&l.key);
+            futures::future::ready(ws.is_some_and(|ws| ws != "default"))
+        });
+        self.read_all(stream::iter([Ok(default)]).chain(others))
+            .await
+    }
+
+    /// Reads lockfiles as they come, `concurrency` at a time, in the order listed.
+    async fn read_all(
+        &self,
+        lockfiles: impl Stream<Item = Result<Listed, Error>> + Send,
+    ) -> Result<Vec<Lock>, Error> {
+        let read: Vec<Option<Lock>> = lockfiles
+            .map(|l| async move { self.read(l?).await })
+            .buffered(self.concurrency.max(1))
+            .try_collect()
+            .await?;
+        Ok(read.into_iter().flatten().collect())
     }
 
     /// Reads one lockfile; `None` when it vanished between the listing and the read.
@@ -151,6 +296,7 @@ impl S3Store {
         let state_key = lockfile_state_key(&listed.key).unwrap_or(&listed.key);
         let location = self.location(&listed.key);
         let (mut etag, mut last_modified) = (listed.etag.clone(), listed.last_modified);
+        let mut size = listed.size;
         let body: Result<String, String> = if listed.size.is_some_and(|s| s > MAX_LOCKFILE_BYTES) {
             Err(format!(
                 "{} bytes is too large for a Terraform lockfile; not read",
@@ -158,6 +304,7 @@ impl S3Store {
             ))
         } else {
             let got = self
+                .objects
                 .client
                 .get_object()
                 .bucket(&self.bucket)
@@ -172,9 +319,18 @@ impl S3Store {
                 // flaky read) must not hide the others: list it with the reason. It can
                 // still be broken by location, under If-Match on the listed ETag.
                 Err(e) => Err(sdk_error(&self.call(format!("reading {location}")), &e).to_string()),
+                Ok(out) if out.content_length().is_some_and(|n| n > MAX_LOCKFILE_BYTES) => {
+                    etag = out.e_tag().map(str::to_string).or(etag);
+                    size = out.content_length();
+                    Err(format!(
+                        "{} bytes is too large for a Terraform lockfile; not read",
+                        size.unwrap_or_default()
+                    ))
+                }
                 Ok(out) => {
                     etag = out.e_tag().map(str::to_string).or(etag);
                     last_modified = out.last_modified().cloned().or(last_modified);
+                    size = size.or(out.content_length());
                     match out.body.collect().await {
                         Ok(bytes) => Ok(String::from_utf8_lossy(&bytes.into_bytes()).into_owned()),
                         Err(e) => Err(format!("reading {location}: {}", source_chain(&e))),
@@ -201,7 +357,7 @@ impl S3Store {
         lock.stored_at = last_modified.as_ref().and_then(to_chrono);
         lock.details.insert("bucket".into(), self.bucket.clone());
         lock.details.insert("key".into(), listed.key.clone());
-        if let Some(size) = listed.size {
+        if let Some(size) = size {
             lock.details.insert("size".into(), size.to_string());
         }
         if let Some(t) = lock.stored_at {
@@ -225,6 +381,7 @@ impl S3Store {
     /// The lockfile's ETag now, or `None` when it is gone. Reads are retried by the SDK.
     async fn head(&self, key: &str) -> Result<Option<String>, Error> {
         match self
+            .objects
             .client
             .head_object()
             .bucket(&self.bucket)
@@ -242,9 +399,11 @@ impl S3Store {
     }
 
     /// Sends `DeleteObject` with `If-Match: "tflock-probe"` for a key that cannot exist:
-    /// a store that honours the precondition answers 412 (or 404), one that ignores it
-    /// answers 204. Nothing can be deleted by it.
-    async fn probe_if_match(&self) -> Result<bool, Error> {
+    /// a store that honours the precondition answers 412 (AWS, MinIO) or 404 (moto: it
+    /// looked for the object before deleting), one that ignores it answers 204 as S3 does
+    /// for any unconditional DELETE. Nothing can be deleted by it. Returns whether it is
+    /// honoured and the status seen (kept in the audit record).
+    async fn probe_if_match(&self) -> Result<(bool, u16), Error> {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
@@ -255,6 +414,7 @@ impl S3Store {
             std::process::id()
         );
         let sent = self
+            .objects
             .client
             .delete_object()
             .bucket(&self.bucket)
@@ -267,8 +427,10 @@ impl S3Store {
             .send()
             .await;
         match sent {
-            Ok(_) => Ok(false),
-            Err(e) if matches!(status(&e), Some(404 | 412)) => Ok(true),
+            Ok(_) => Ok((false, 204)),
+            Err(e) if matches!(status(&e), Some(404 | 412)) => {
+                Ok((true, status(&e).unwrap_or_default()))
+            }
             Err(e) => Err(sdk_error(
                 &self.call(format!(
                     "checking whether {} honours If-Match on DELETE",
@@ -295,13 +457,10 @@ impl LockStore for S3Store {
     }
 
     async fn list(&self) -> Result<Vec<Lock>, Error> {
-        let listed = self.list_lockfiles().await?;
-        let read = bounded(listed, self.concurrency, |l| self.read(l)).await;
-        let mut locks = Vec::new();
-        for lock in read {
-            locks.extend(lock?);
+        match &self.keys {
+            Some(keys) => self.list_scoped(keys).await,
+            None => self.list_all().await,
         }
-        Ok(locks)
     }
 
     async fn break_guard(&self) -> Result<Guard, Error> {
@@ -311,18 +470,19 @@ impl LockStore for S3Store {
                 warning: None,
             });
         }
-        let honoured = *self
+        let (honoured, seen) = *self
             .if_match_honoured
             .get_or_try_init(|| self.probe_if_match())
             .await?;
+        let probe = ("if_match_probe".to_string(), format!("HTTP {seen}"));
         Ok(if honoured {
             Guard {
-                facts: vec![("if_match".into(), "honoured".into())],
+                facts: vec![("if_match".into(), "honoured".into()), probe],
                 warning: None,
             }
         } else {
             Guard {
-                facts: vec![("if_match".into(), "ignored".into())],
+                facts: vec![("if_match".into(), "ignored".into()), probe],
                 warning: Some(format!(
                     "{}: the S3 endpoint {} ignores If-Match on DELETE: a break is only guarded by re-reading the lockfile's ETag right before deleting it",
                     self.target,
@@ -362,6 +522,7 @@ impl LockStore for S3Store {
         // and the delete fails with 412; a vanished one with 404. Sent once: a retry after
         // a lost reply would fail its precondition and be misreported as a change.
         let result = self
+            .objects
             .client
             .delete_object()
             .bucket(&self.bucket)
@@ -396,6 +557,14 @@ impl LockStore for S3Store {
         }
     }
 
+    async fn diagnose(&self) -> Result<Vec<tflock_core::Finding>, Error> {
+        self.doctor.diagnose().await
+    }
+
+    async fn repair(&self, fix: &tflock_core::Fix) -> Result<tflock_core::Repaired, Error> {
+        self.doctor.repair(fix).await
+    }
+
     async fn recheck(&self, lock: &Lock) -> Result<Presence, Error> {
         let h = self.mine(lock)?;
         Ok(match self.head(&h.key).await? {
@@ -403,13 +572,5 @@ impl LockStore for S3Store {
             Some(now) if Some(&now) == h.etag.as_ref() => Presence::Same,
             Some(_) => Presence::Other,
         })
-    }
-
-    async fn diagnose(&self) -> Result<Vec<Finding>, Error> {
-        self.doctor.diagnose().await
-    }
-
-    async fn repair(&self, fix: &Fix) -> Result<Repaired, Error> {
-        self.doctor.repair(fix).await
     }
 }

@@ -15,7 +15,7 @@ use aws_sdk_s3::config::{Credentials, Region};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
-use tflock_core::testkit::{require_env, sample_info, Fixture, Place};
+use tflock_core::testkit::{require_env, sample_info, Fixture, Network, Place};
 use tflock_core::{BreakOptions, ConnectOptions, Error, LockInfo, LockStore, Target};
 
 /// The standard chain reads these; set once, before any test builds a client.
@@ -342,10 +342,15 @@ struct DynamoFixture(Clients);
 
 impl DynamoFixture {
     async fn fresh(&self, name: &str) -> DynamoPlace {
+        self.fresh_via(name, &self.0.endpoint).await
+    }
+
+    /// A place whose store talks to `endpoint` (moto, or a relay in front of it).
+    async fn fresh_via(&self, name: &str, endpoint: &str) -> DynamoPlace {
         let (table, bucket) = (unique(name), unique(name));
         self.0.table(&table).await;
         self.0.bucket(&bucket).await;
-        let store = open(&format!("dynamodb://{table}?endpoint={}", self.0.endpoint)).await;
+        let store = open(&format!("dynamodb://{table}?endpoint={endpoint}")).await;
         DynamoPlace {
             c: self.0.clone(),
             table,
@@ -360,6 +365,62 @@ impl Fixture for DynamoFixture {
     async fn place(&self, name: &str) -> Box<dyn Place> {
         Box::new(self.fresh(name).await)
     }
+    fn network(&self) -> Option<&dyn Network> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl Network for DynamoFixture {
+    async fn open(&self, url: &str, opts: &ConnectOptions) -> Result<Arc<dyn LockStore>, Error> {
+        open_with(url, opts).await
+    }
+    fn bad_targets(&self) -> Vec<String> {
+        let ep = &self.0.endpoint;
+        let mut bad = common_bad_targets("dynamodb", ep);
+        bad.extend([
+            format!("dynamodb://?endpoint={ep}"),
+            format!("dynamodb://t?segments=0&endpoint={ep}"),
+            format!("dynamodb://t?segments=65&endpoint={ep}"),
+            format!("dynamodb://t?bucket=b&endpoint={ep}"),
+            format!("dynamodb://t?bucket=b&key=k&segments=2&endpoint={ep}"),
+            format!("dynamodb://t/b/?bucket=b&key=k&endpoint={ep}"),
+            format!("dynamodb://t?s3_endpoint=ftp://x&endpoint={ep}"),
+        ]);
+        bad
+    }
+    fn target_at(&self, endpoint: &str) -> String {
+        format!("dynamodb://tflock-nowhere?endpoint={endpoint}")
+    }
+    fn missing(&self) -> (String, String) {
+        let table = unique("missing-table");
+        (
+            format!("dynamodb://{table}?endpoint={}", self.0.endpoint),
+            table,
+        )
+    }
+    fn emulator(&self) -> Option<String> {
+        Some(self.0.endpoint.clone())
+    }
+    async fn place_via(&self, name: &str, endpoint: &str) -> Box<dyn Place> {
+        Box::new(self.fresh_via(name, endpoint).await)
+    }
+}
+
+/// Targets every AWS scheme refuses before sending anything.
+fn common_bad_targets(scheme: &str, ep: &str) -> Vec<String> {
+    vec![
+        format!("{scheme}://x?regoin=us-east-1&endpoint={ep}"),
+        format!(
+            "{scheme}://x?endpoint=ftp://{}",
+            ep.trim_start_matches("http://")
+        ),
+        format!("{scheme}://x?endpoint=not-a-url"),
+        format!("{scheme}://x?secret_key=s3cr3t&endpoint={ep}"),
+        format!("{scheme}://x?region=us%0Aeast-1&endpoint={ep}"),
+        format!("{scheme}://x?role_arn=r&assume_role_duration=1s&endpoint={ep}"),
+        format!("{scheme}://x?key=k&workspace_key_prefix=p&workspace=dev&endpoint={ep}"),
+    ]
 }
 
 async fn dynamo_fixture() -> Option<DynamoFixture> {
@@ -368,7 +429,7 @@ async fn dynamo_fixture() -> Option<DynamoFixture> {
 
 mod dynamodb {
     use super::*;
-    tflock_core::conformance_suite!(dynamo_fixture());
+    tflock_core::conformance_suite!(dynamo_fixture(); network);
 }
 
 // ---------------------------------------------------------------- s3://
@@ -425,9 +486,14 @@ struct S3Fixture(Clients);
 
 impl S3Fixture {
     async fn fresh(&self, name: &str) -> S3Place {
+        self.fresh_via(name, &self.0.endpoint).await
+    }
+
+    /// A place whose store talks to `endpoint` (moto, or a relay in front of it).
+    async fn fresh_via(&self, name: &str, endpoint: &str) -> S3Place {
         let bucket = unique(name);
         self.0.bucket(&bucket).await;
-        let store = open(&format!("s3://{bucket}?endpoint={}", self.0.endpoint)).await;
+        let store = open(&format!("s3://{bucket}?endpoint={endpoint}")).await;
         S3Place {
             c: self.0.clone(),
             bucket,
@@ -441,6 +507,44 @@ impl Fixture for S3Fixture {
     async fn place(&self, name: &str) -> Box<dyn Place> {
         Box::new(self.fresh(name).await)
     }
+    fn network(&self) -> Option<&dyn Network> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl Network for S3Fixture {
+    async fn open(&self, url: &str, opts: &ConnectOptions) -> Result<Arc<dyn LockStore>, Error> {
+        open_with(url, opts).await
+    }
+    fn bad_targets(&self) -> Vec<String> {
+        let ep = &self.0.endpoint;
+        let mut bad = common_bad_targets("s3", ep);
+        bad.extend([
+            format!("s3://?endpoint={ep}"),
+            format!("s3://b?segments=2&endpoint={ep}"),
+            format!("s3://b?s3_endpoint={ep}&endpoint={ep}"),
+            format!("s3://b/team/?key=k&endpoint={ep}"),
+            format!("s3://b?workspace_key_prefix=w&endpoint={ep}"),
+        ]);
+        bad
+    }
+    fn target_at(&self, endpoint: &str) -> String {
+        format!("s3://tflock-nowhere?endpoint={endpoint}")
+    }
+    fn missing(&self) -> (String, String) {
+        let bucket = unique("missing-bucket");
+        (
+            format!("s3://{bucket}?endpoint={}", self.0.endpoint),
+            bucket,
+        )
+    }
+    fn emulator(&self) -> Option<String> {
+        Some(self.0.endpoint.clone())
+    }
+    async fn place_via(&self, name: &str, endpoint: &str) -> Box<dyn Place> {
+        Box::new(self.fresh_via(name, endpoint).await)
+    }
 }
 
 async fn s3_fixture() -> Option<S3Fixture> {
@@ -449,7 +553,7 @@ async fn s3_fixture() -> Option<S3Fixture> {
 
 mod s3 {
     use super::*;
-    tflock_core::conformance_suite!(s3_fixture());
+    tflock_core::conformance_suite!(s3_fixture(); network);
 }
 
 // ---------------------------------------------------------------- beyond the suite
@@ -697,123 +801,6 @@ async fn migration_mode_halves_share_id_and_path() {
     assert_eq!(from_s3[0].id, from_ddb[0].id);
     assert_eq!(from_s3[0].path, from_ddb[0].path);
     assert_eq!(from_s3[0].workspace, from_ddb[0].workspace);
-}
-
-#[tokio::test]
-async fn missing_table_and_bucket_name_the_code() {
-    let Some(endpoint) = moto() else {
-        return;
-    };
-    let url = format!("dynamodb://no-such-table-tflock?endpoint={endpoint}");
-    let err = open(&url).await.list().await.unwrap_err();
-    let text = err.to_string();
-    assert!(tflock_core::testkit::is_operational(&err), "{err}");
-    assert!(text.starts_with(&url), "{text}");
-    assert!(
-        text.contains("scanning table no-such-table-tflock: ResourceNotFoundException"),
-        "{text}"
-    );
-    assert!(text.contains("region us-east-1"), "{text}");
-    assert!(!text.contains('\n'));
-
-    let url = format!("s3://no-such-bucket-tflock?endpoint={endpoint}");
-    let err = open(&url).await.list().await.unwrap_err();
-    let text = err.to_string();
-    assert!(
-        text.contains("listing bucket no-such-bucket-tflock: NoSuchBucket"),
-        "{text}"
-    );
-    assert!(text.contains("check the bucket name"), "{text}");
-}
-
-#[tokio::test]
-async fn dead_endpoint_fails_fast_and_clearly() {
-    aws_env();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let opts = ConnectOptions {
-        timeout: Duration::from_secs(3),
-        concurrency: 4,
-    };
-    for url in [
-        format!("s3://b?endpoint=http://127.0.0.1:{port}"),
-        format!("dynamodb://t?endpoint=http://127.0.0.1:{port}"),
-    ] {
-        let start = Instant::now();
-        let err = open_with(&url, &opts)
-            .await
-            .unwrap()
-            .list()
-            .await
-            .unwrap_err();
-        let took = start.elapsed();
-        let text = err.to_string();
-        eprintln!("{took:?}: {text}");
-        assert!(took < Duration::from_secs(5), "took {took:?}: {text}");
-        assert!(text.starts_with(&url), "{text}");
-        assert!(
-            text.contains("cannot reach the endpoint") || text.contains("timed out"),
-            "{text}"
-        );
-        assert!(!text.contains('\n'));
-    }
-}
-
-/// An endpoint that accepts connections and never answers: the operation timeout ends it.
-#[tokio::test]
-async fn silent_endpoint_times_out() {
-    aws_env();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let opts = ConnectOptions {
-        timeout: Duration::from_secs(2),
-        concurrency: 4,
-    };
-    for url in [
-        format!("s3://b?endpoint=http://127.0.0.1:{port}"),
-        format!("dynamodb://t?endpoint=http://127.0.0.1:{port}"),
-    ] {
-        let start = Instant::now();
-        let err = open_with(&url, &opts)
-            .await
-            .unwrap()
-            .list()
-            .await
-            .unwrap_err();
-        let took = start.elapsed();
-        let text = err.to_string();
-        eprintln!("{took:?}: {text}");
-        assert!(took < Duration::from_secs(4), "took {took:?}: {text}");
-        assert!(
-            text.contains("timed out") && text.contains("--request-timeout"),
-            "{text}"
-        );
-    }
-    drop(listener);
-}
-
-#[tokio::test]
-async fn bad_targets_are_usage_errors() {
-    aws_env();
-    for (url, want) in [
-        ("s3://b?regoin=x", "unknown option ?regoin="),
-        ("s3://?endpoint=http://127.0.0.1:1", "missing bucket name"),
-        (
-            "dynamodb://?endpoint=http://127.0.0.1:1",
-            "missing table name",
-        ),
-        ("s3://b?endpoint=ftp://x", "not an http(s) URL"),
-        ("gs://b", "not an AWS target"),
-    ] {
-        let err = open_with(url, &ConnectOptions::default())
-            .await
-            .err()
-            .unwrap();
-        assert_eq!(err.kind(), tflock_core::Kind::Usage, "{url}: {err}");
-        assert!(err.to_string().contains(want), "{url}: {err}");
-    }
 }
 
 /// moto accepts any credentials unless started with `INITIAL_NO_AUTH_ACTION_COUNT=0`:

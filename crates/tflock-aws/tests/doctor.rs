@@ -292,7 +292,7 @@ impl Bed {
 
     fn scoped(&self, endpoint: &str) -> String {
         format!(
-            "dynamodb://{}?bucket={}&key={KEY}&endpoint={endpoint}",
+            "dynamodb://{}?bucket={}&key={KEY}&endpoint={endpoint}&s3_endpoint={endpoint}",
             self.table, self.bucket
         )
     }
@@ -670,7 +670,10 @@ async fn an_unscoped_table_checks_every_digest_row() {
     bed.put_object("team-b/terraform.tfstate", &state(2, "m"))
         .await;
     let store = open(
-        &format!("dynamodb://{}?endpoint={}", bed.table, bed.moto),
+        &format!(
+            "dynamodb://{}?endpoint={}&s3_endpoint={}",
+            bed.table, bed.moto, bed.moto
+        ),
         &[],
     )
     .await;

@@ -27,9 +27,22 @@ impl Seen {
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
-    /// Anything but GET and HEAD.
+    /// Anything but GET and HEAD, and but the read actions of a service that POSTs every
+    /// call (DynamoDB: `X-Amz-Target: DynamoDB_20120810.GetItem`).
     pub fn is_write(&self) -> bool {
-        !matches!(self.method.as_str(), "GET" | "HEAD")
+        const READS: [&str; 6] = [
+            "GetItem",
+            "BatchGetItem",
+            "Query",
+            "Scan",
+            "DescribeTable",
+            "ListTables",
+        ];
+        let read_action = self
+            .header("x-amz-target")
+            .and_then(|t| t.rsplit('.').next())
+            .is_some_and(|action| READS.contains(&action));
+        !matches!(self.method.as_str(), "GET" | "HEAD") && !read_action
     }
 }
 
@@ -294,4 +307,28 @@ async fn serve(
         .write_all(rewrite_head(&rhead, &[]).as_bytes())
         .await?;
     client.write_all(&rbody).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dynamodb_reads_are_not_writes() {
+        let seen = |method: &str, target: Option<&str>| Seen {
+            method: method.into(),
+            target: "/".into(),
+            headers: target
+                .map(|t| vec![("x-amz-target".to_string(), t.to_string())])
+                .unwrap_or_default(),
+        };
+        assert!(!seen("GET", None).is_write());
+        assert!(!seen("HEAD", None).is_write());
+        assert!(seen("DELETE", None).is_write());
+        assert!(seen("POST", None).is_write());
+        assert!(!seen("POST", Some("DynamoDB_20120810.GetItem")).is_write());
+        assert!(!seen("POST", Some("DynamoDB_20120810.BatchGetItem")).is_write());
+        assert!(seen("POST", Some("DynamoDB_20120810.DeleteItem")).is_write());
+        assert!(seen("POST", Some("DynamoDB_20120810.PutItem")).is_write());
+    }
 }
