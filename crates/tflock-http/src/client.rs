@@ -7,7 +7,7 @@ use crate::auth::Credentials;
 use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, LOCATION};
 use reqwest::Method;
 use std::time::Duration;
-use tflock_core::error::{root_cause, source_chain};
+use tflock_core::error::root_cause;
 use tflock_core::{redact, ConnectOptions, Error, Kind, Target};
 use url::Url;
 
@@ -245,8 +245,7 @@ impl Client {
                 .with_kind(Kind::Unreachable);
         }
         msg(format!(
-            "{origin} closed the connection without an answer ({})",
-            self.hide(&redact::url(&source_chain(e)))
+            "{origin} closed the connection without an answer ({cause})"
         ))
         .with_hint("check the address and the network")
     }

@@ -30,6 +30,8 @@ struct Settings {
     #[serde(default, deserialize_with = "de::text")]
     unlock_method: Option<String>,
     #[serde(default, deserialize_with = "de::text")]
+    update_method: Option<String>,
+    #[serde(default, deserialize_with = "de::text")]
     username: Option<String>,
     #[serde(default, deserialize_with = "de::text")]
     password: Option<String>,
@@ -132,6 +134,7 @@ impl HttpDriver {
             )
             .with("lock_method", s.lock_method.clone())
             .with("unlock_method", s.unlock_method.clone())
+            .with("update_method", s.update_method.clone())
             .with("address", Some(address));
         Ok(vec![target])
     }

@@ -56,6 +56,36 @@ fn http_url(target: &Target, setting: &str, value: &str) -> Result<Url, Error> {
     Ok(url)
 }
 
+/// A lock or unlock request to the state's own address with the state's update method
+/// would be a state write: tflock's LockInfo would replace the state. Terraform would do
+/// the same on every run, so such settings are a mistake; refused before anything is sent.
+fn refuse_state_writes(
+    target: &Target,
+    address: &str,
+    lock_url: &Url,
+    lock_method: &reqwest::Method,
+    unlock_url: &Url,
+    unlock_method: &reqwest::Method,
+) -> Result<(), Error> {
+    let update =
+        env_or(target, "update_method", "TF_HTTP_UPDATE_METHOD").unwrap_or_else(|| "POST".into());
+    let update = method(&target.url, "update_method", &update)?;
+    let same = |u: &Url| u.as_str().trim_end_matches('/') == address.trim().trim_end_matches('/');
+    for (what, url, m) in [
+        ("lock", lock_url, lock_method),
+        ("unlock", unlock_url, unlock_method),
+    ] {
+        if same(url) && *m == update {
+            return Err(Error::usage(
+                &target.url,
+                format!("the {what} request would be {m} to the state's own address, which is how the state is written (update_method {update}); tflock will not send it"),
+            )
+            .with_hint("check lock_address/lock_method and unlock_address/unlock_method in the backend block"));
+        }
+    }
+    Ok(())
+}
+
 impl HttpStore {
     /// `http(s)://LOCK_ADDRESS` with `unlock_address`, `lock_method`, `unlock_method`,
     /// credentials and TLS settings as options (or Terraform's `TF_HTTP_*` variables).
@@ -101,6 +131,17 @@ impl HttpStore {
             &env_or(target, "unlock_method", "TF_HTTP_UNLOCK_METHOD")
                 .unwrap_or_else(|| "UNLOCK".into()),
         )?;
+        let address = target.param("address").map(str::to_string);
+        if let Some(addr) = &address {
+            refuse_state_writes(
+                target,
+                addr,
+                &lock_url,
+                &lock_method,
+                &unlock_url,
+                &unlock_method,
+            )?;
+        }
         let tls = Tls::from_target(target, &process_env)?;
         let creds = Credentials::for_http(target, &process_env);
         let name = redact::url(lock_url.as_str());
@@ -115,7 +156,7 @@ impl HttpStore {
                 service: Service::Http,
                 name,
             },
-            address: target.param("address").map(str::to_string),
+            address,
         })
     }
 

@@ -12,6 +12,7 @@ pub(crate) const HTTP_OPTIONS: &[&str] = &[
     "lock_method",
     "unlock_method",
     "address",
+    "update_method",
     "username",
     "password",
     "token",

@@ -259,6 +259,21 @@ impl GitLabFake {
         }
     }
 
+    /// Unlocks a state unconditionally, as GitLab's UI "Unlock" does (the
+    /// `terraformStateUnlock` mutation).
+    pub fn unlock(&self, project: &str, state: &str) {
+        let mut w = self.world();
+        let Some(p) = w.project_index(project) else {
+            return;
+        };
+        if let Some(s) = w.projects[p].states.get_mut(state) {
+            s.lock_xid = None;
+            s.locked_by = None;
+            s.locked_at = None;
+            s.updated_at = now();
+        }
+    }
+
     /// GraphQL's largest page, to exercise paging with few states.
     pub fn set_max_page_size(&self, n: usize) {
         self.world().max_page_size = n.max(1);
