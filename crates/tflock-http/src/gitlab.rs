@@ -245,6 +245,10 @@ impl GitLabStore {
         let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
         let text = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
         let mut lock = self.lock_of(node, &id);
+        lock.details.insert(
+            "gitlab_keeps".into(),
+            "the lock ID, its GitLab user and time only (no Operation, Version or Info)".into(),
+        );
         let created = parse_go_time(&text("Created")).ok().flatten();
         lock.info = Some(LockInfo {
             id,
