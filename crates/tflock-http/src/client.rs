@@ -4,6 +4,7 @@
 //! says whether it left the machine.
 
 use crate::auth::Credentials;
+use crate::error::Service;
 use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, LOCATION};
 use reqwest::Method;
 use std::time::Duration;
@@ -248,6 +249,18 @@ impl Client {
             "{origin} closed the connection without an answer ({cause})"
         ))
         .with_hint("check the address and the network")
+    }
+
+    /// A server's answer that is not the one asked for, as an error of this target.
+    pub fn status_error(&self, what: &str, reply: &Reply, service: Service, place: &str) -> Error {
+        crate::error::status_error(
+            &self.target,
+            what,
+            reply,
+            service,
+            place,
+            &self.creds.secrets(),
+        )
     }
 
     /// Blanks the credentials out of text that came from elsewhere.

@@ -3,7 +3,7 @@
 //! wrong about http lock IDs.
 
 use crate::auth::process_env;
-use crate::naming::{parse_gitlab_address, segment, state_url, GitLabAddress};
+use crate::naming::{parse_gitlab_address, segment, split_userinfo, state_url, GitLabAddress};
 use async_trait::async_trait;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -87,10 +87,34 @@ impl HttpDriver {
                 ),
             )
         };
-        let address_url = Url::parse(&address).map_err(|_| bad("address"))?;
+        let http_url = |text: &str, setting: &str| {
+            Url::parse(text)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+                .map(|u| split_userinfo(&u))
+                .ok_or_else(|| bad(setting))
+        };
+        let (address_url, address_creds) = http_url(&address, "address")?;
+        let lock = s
+            .lock_address
+            .clone()
+            .or_else(|| env("TF_HTTP_LOCK_ADDRESS"))
+            .map(|l| http_url(&l, "lock_address"))
+            .transpose()?;
+        // Go sends the `user:password@` of a URL as Basic auth; tflock takes them as the
+        // block's username/password (which win) and never shows them.
+        let url_creds = lock.as_ref().and_then(|(_, c)| c.clone()).or(address_creds);
+        let username = s
+            .username
+            .clone()
+            .or_else(|| url_creds.as_ref().map(|c| c.0.clone()));
+        let password = s
+            .password
+            .clone()
+            .or_else(|| url_creds.as_ref().map(|c| c.1.clone()));
         let hidden = |t: Target| {
-            t.with("username", s.username.clone())
-                .with("password", s.password.clone())
+            t.with("username", username.clone())
+                .with("password", password.clone())
                 .with(
                     "skip_cert_verification",
                     s.skip_cert_verification.map(|b| b.to_string()),
@@ -108,11 +132,7 @@ impl HttpDriver {
             let target = Target::parse(&gitlab_target(&addr))?;
             return Ok(vec![hidden(target)]);
         }
-        let Some(lock) = s
-            .lock_address
-            .clone()
-            .or_else(|| env("TF_HTTP_LOCK_ADDRESS"))
-        else {
+        let Some((lock, _)) = lock else {
             return Err(Error::new(
                 Kind::Usage,
                 format!(
@@ -121,11 +141,7 @@ impl HttpDriver {
                 ),
             ));
         };
-        Url::parse(&lock)
-            .ok()
-            .filter(|u| matches!(u.scheme(), "http" | "https"))
-            .ok_or_else(|| bad("lock_address"))?;
-        let target = hidden(Target::parse(&lock)?)
+        let target = hidden(Target::parse(lock.as_str())?)
             .with(
                 "unlock_address",
                 s.unlock_address
@@ -135,7 +151,7 @@ impl HttpDriver {
             .with("lock_method", s.lock_method.clone())
             .with("unlock_method", s.unlock_method.clone())
             .with("update_method", s.update_method.clone())
-            .with("address", Some(address));
+            .with("address", Some(address_url.to_string()));
         Ok(vec![target])
     }
 }
@@ -270,6 +286,41 @@ mod tests {
         let t = &DRIVER.discover_with(&block(json!({})), &env).unwrap()[0];
         assert_eq!(t.url, "http://s/a/lock");
         assert_eq!(t.param("unlock_address"), Some("http://s/a/unlock"));
+    }
+
+    #[test]
+    fn credentials_in_addresses_become_hidden_options() {
+        let b = block(json!({
+            "address": "https://u:p4ss@state.example.com/s/prod",
+            "lock_address": "https://u:p4ss@state.example.com/s/prod/lock",
+            "unlock_address": "https://u:p4ss@state.example.com/s/prod/lock",
+        }));
+        let t = &DRIVER.discover_with(&b, &no_env).unwrap()[0];
+        assert_eq!(t.url, "https://state.example.com/s/prod/lock");
+        assert_eq!(t.param("address"), Some("https://state.example.com/s/prod"));
+        assert_eq!(
+            (t.param("username"), t.param("password")),
+            (Some("u"), Some("p4ss"))
+        );
+        // The block's own username/password win.
+        let b = block(json!({
+            "address": "https://gitlab.com/api/v4/projects/1/terraform/state/s",
+            "lock_address": "https://ci:tok@gitlab.com/api/v4/projects/1/terraform/state/s/lock",
+            "password": "from-block",
+        }));
+        let t = &DRIVER.discover_with(&b, &no_env).unwrap()[0];
+        assert_eq!(t.url, "gitlab://gitlab.com/1?state=s");
+        assert_eq!(
+            (t.param("username"), t.param("password")),
+            (Some("ci"), Some("from-block"))
+        );
+        let b =
+            block(json!({"address": "https://u:p@h/gitlab/api/v4/projects/7/terraform/state/s"}));
+        let t = &DRIVER.discover_with(&b, &no_env).unwrap()[0];
+        assert_eq!(
+            t.url,
+            "https://h/gitlab/api/v4/projects/7/terraform/state/s"
+        );
     }
 
     #[test]

@@ -43,16 +43,18 @@ pub(crate) fn server_message(body: &[u8]) -> Option<String> {
 
 /// `what` failed with this answer. `place` names what a 404 means (`project g/app on
 /// https://gitlab.example.com`).
+/// `secrets` are blanked out of the server's message (a server may echo a header back).
 pub(crate) fn status_error(
     target: &str,
     what: &str,
     reply: &Reply,
     service: Service,
     place: &str,
+    secrets: &[&str],
 ) -> Error {
     let code = reply.status;
     let detail = match server_message(&reply.body) {
-        Some(m) => format!("HTTP {code}: {m}"),
+        Some(m) => format!("HTTP {code}: {}", tflock_core::redact::secrets(&m, secrets)),
         None => format!("HTTP {code}"),
     };
     let hint = match (code, service) {
@@ -100,6 +102,7 @@ mod tests {
             &reply(401, r#"{"message":"401 Unauthorized"}"#),
             Service::GitLab,
             "project g/p",
+            &[],
         );
         assert_eq!(e.kind(), Kind::Unauthenticated);
         assert!(
@@ -113,6 +116,7 @@ mod tests {
             &reply(403, r#"{"error":"insufficient_scope"}"#),
             Service::GitLab,
             "p",
+            &[],
         );
         assert_eq!(e.kind(), Kind::PermissionDenied);
         assert!(
@@ -125,12 +129,26 @@ mod tests {
             &reply(404, r#"{"errors":[{"message":"Not found!"}]}"#),
             Service::GitLab,
             "project g/p",
+            &[],
         );
         assert!(
             e.to_string()
                 .contains("Not found! (project g/p does not exist"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn an_echoed_secret_is_blanked() {
+        let e = status_error(
+            "t",
+            "x",
+            &reply(400, r#"{"message":"bad header Bearer glpat-abcdef123"}"#),
+            Service::GitLab,
+            "p",
+            &["glpat-abcdef123"],
+        );
+        assert!(!e.to_string().contains("glpat-abcdef123"), "{e}");
     }
 
     #[test]

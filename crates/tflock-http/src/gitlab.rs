@@ -8,10 +8,11 @@
 
 use crate::auth::{process_env, Credentials, SECRET_HINT, SECRET_OPTIONS};
 use crate::client::{origin, Auth, Client, Tls, WriteError};
-use crate::error::{status_error, Service};
+use crate::error::Service;
 use crate::graphql::{Project, StateNode};
 use crate::naming::{
-    address_of, lock_url, parse_gitlab_address, project_url, state_url, HTTP_OPTIONS,
+    address_of, lock_url, parse_gitlab_address, project_url, refuse_userinfo, state_url,
+    HTTP_OPTIONS,
 };
 use crate::probe::{answered_id, probe, Endpoint, Probed};
 use async_trait::async_trait;
@@ -78,6 +79,7 @@ fn flag(target: &Target, key: &str) -> Result<bool, Error> {
 impl GitLabStore {
     /// `gitlab://HOST[:PORT]/GROUP/PROJECT[?state=NAME][&scheme=http][&probe=false]`.
     pub fn open(target: &Target, opts: &ConnectOptions) -> Result<GitLabStore, Error> {
+        refuse_userinfo(target)?;
         target.refuse_secrets_in_url(SECRET_OPTIONS, SECRET_HINT)?;
         target.check_params(OPTIONS)?;
         if target.host.is_empty() {
@@ -122,6 +124,7 @@ impl GitLabStore {
         target: &Target,
         opts: &ConnectOptions,
     ) -> Result<Option<GitLabStore>, Error> {
+        refuse_userinfo(target)?;
         let Some(addr) = parse_gitlab_address(&address_of(target)?) else {
             return Ok(None);
         };
@@ -163,13 +166,9 @@ impl GitLabStore {
                 let reply = self.client.read(&what, &url, Auth::Bearer).await?;
                 let place = format!("project {} on {}", self.project, origin(&self.base));
                 if !reply.ok() {
-                    return Err(status_error(
-                        &self.client.target,
-                        &what,
-                        &reply,
-                        Service::GitLab,
-                        &place,
-                    ));
+                    return Err(self
+                        .client
+                        .status_error(&what, &reply, Service::GitLab, &place));
                 }
                 serde_json::from_slice::<Value>(&reply.body)
                     .ok()
@@ -398,8 +397,7 @@ impl LockStore for GitLabStore {
                 format!("{what}: the server refused the precondition (HTTP 412)"),
             )),
             Ok(reply) => {
-                let err = status_error(
-                    &self.client.target,
+                let err = self.client.status_error(
                     &what,
                     &reply,
                     Service::GitLab,

@@ -3,7 +3,7 @@
 //! accepts for queries and refuses for mutations: a listing can never change anything.
 
 use crate::client::{Auth, Client};
-use crate::error::{status_error, Service};
+use crate::error::Service;
 use crate::naming::graphql_url;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -107,7 +107,9 @@ impl Project<'_> {
         let reply = self.client.read(what, &url, Auth::Bearer).await?;
         let target = &self.client.target;
         if !reply.ok() {
-            let err = status_error(target, what, &reply, Service::GitLab, &self.place());
+            let err = self
+                .client
+                .status_error(what, &reply, Service::GitLab, &self.place());
             if reply.status == 401 && self.client.creds().is_job_token() {
                 return Err(err.with_hint("a CI job token (gitlab-ci-token) cannot list states through GraphQL: set GITLAB_TOKEN to a personal, project or group access token"));
             }

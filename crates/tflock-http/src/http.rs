@@ -9,8 +9,8 @@
 
 use crate::auth::{process_env, Credentials, SECRET_HINT, SECRET_OPTIONS};
 use crate::client::{method, Auth, Client, Tls, WriteError};
-use crate::error::{status_error, Service};
-use crate::naming::{address_of, HTTP_OPTIONS};
+use crate::error::Service;
+use crate::naming::{address_of, refuse_userinfo, split_userinfo, HTTP_OPTIONS};
 use crate::probe::{answered_id, probe, Endpoint, Probed};
 use async_trait::async_trait;
 use tflock_core::{
@@ -90,6 +90,7 @@ impl HttpStore {
     /// `http(s)://LOCK_ADDRESS` with `unlock_address`, `lock_method`, `unlock_method`,
     /// credentials and TLS settings as options (or Terraform's `TF_HTTP_*` variables).
     pub fn open(target: &Target, opts: &ConnectOptions) -> Result<HttpStore, Error> {
+        refuse_userinfo(target)?;
         target.refuse_secrets_in_url(SECRET_OPTIONS, SECRET_HINT)?;
         let lock_url = address_of(target)?;
         // Unknown query items on the URL belong to the address; an unknown option from
@@ -119,7 +120,8 @@ impl HttpStore {
             )
             .with_hint("pass ?unlock_address=URL (usually the lock address itself), set TF_HTTP_UNLOCK_ADDRESS, or run tflock in the working directory")
         })?;
-        let unlock_url = http_url(target, "unlock_address", &unlock)?;
+        // Credentials of a hidden unlock address are the target's (discovery moved them).
+        let unlock_url = split_userinfo(&http_url(target, "unlock_address", &unlock)?).0;
         let lock_method = method(
             &target.url,
             "lock_method",
@@ -178,7 +180,11 @@ impl HttpStore {
         );
         lock.details.insert(
             "unlock".into(),
-            format!("{} {}", self.ep.unlock_method, self.ep.unlock_url),
+            format!(
+                "{} {}",
+                self.ep.unlock_method,
+                redact::url(self.ep.unlock_url.as_str())
+            ),
         );
         lock.details
             .insert("answered".into(), format!("HTTP {status}"));
@@ -272,9 +278,7 @@ impl LockStore for HttpStore {
                 ),
             )),
             Ok(reply) => {
-                let err = status_error(
-                    &self.client.target,
-                    &what,
+                let err = self.client.status_error(&what,
                     &reply,
                     Service::Http,
                     &redact::url(self.ep.unlock_url.as_str()),

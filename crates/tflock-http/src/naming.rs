@@ -23,6 +23,40 @@ pub(crate) const HTTP_OPTIONS: &[&str] = &[
     "probe",
 ];
 
+/// `url` without `user:password@`, and what was there: an address in a backend block may
+/// carry Basic credentials (Go's client sends them), which must never be shown.
+pub(crate) fn split_userinfo(url: &Url) -> (Url, Option<(String, String)>) {
+    if url.username().is_empty() && url.password().is_none() {
+        return (url.clone(), None);
+    }
+    let user = percent_decode(url.username()).unwrap_or_default();
+    let pass = url.password().and_then(percent_decode).unwrap_or_default();
+    let mut bare = url.clone();
+    let _ = bare.set_username("");
+    let _ = bare.set_password(None);
+    (bare, Some((user, pass)))
+}
+
+/// Refuses `user:password@` in a target URL: the URL is the target's name, shown in
+/// listings, errors and the audit log.
+pub(crate) fn refuse_userinfo(target: &Target) -> Result<(), Error> {
+    let authority = target.url.split_once("://").map_or("", |(_, rest)| {
+        rest.split(['/', '?', '#']).next().unwrap_or("")
+    });
+    if authority.contains('@') {
+        let shown = format!(
+            "{}://***@{}",
+            target.scheme,
+            authority.rsplit_once('@').map_or("", |(_, h)| h)
+        );
+        return Err(Error::usage(
+            shown,
+            "credentials in the URL would be shown in output and the audit log; set username/password in tflock.toml, or use TF_HTTP_USERNAME / TF_HTTP_PASSWORD (GITLAB_TOKEN for GitLab)",
+        ));
+    }
+    Ok(())
+}
+
 /// The address an `http(s)://` target names: its URL without tflock's options (which
 /// stay in `target.params`), the address's own query kept byte for byte.
 pub(crate) fn address_of(target: &Target) -> Result<Url, Error> {
@@ -304,6 +338,23 @@ mod tests {
         let t = Target::parse("http://s/lock?unlock%5Faddress=http://s/unlock").unwrap();
         assert_eq!(address_of(&t).unwrap().as_str(), "http://s/lock");
         assert!(address_of(&Target::parse("http:///lock").unwrap()).is_err());
+    }
+
+    #[test]
+    fn credentials_in_urls_are_split_off_and_refused_on_targets() {
+        let (bare, creds) = split_userinfo(&Url::parse("https://u%40x:p%2Fw@s/lock").unwrap());
+        assert_eq!(bare.as_str(), "https://s/lock");
+        assert_eq!(creds, Some(("u@x".to_string(), "p/w".to_string())));
+        assert_eq!(split_userinfo(&Url::parse("https://s/l").unwrap()).1, None);
+        let e =
+            refuse_userinfo(&Target::parse("https://u:s3cret@s/lock?a=1").unwrap()).unwrap_err();
+        assert!(!e.to_string().contains("s3cret"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("https://***@s: credentials in the URL"),
+            "{e}"
+        );
+        assert!(refuse_userinfo(&Target::parse("gitlab://h/g/p?x=a@b").unwrap()).is_ok());
     }
 
     #[test]

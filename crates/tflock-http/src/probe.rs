@@ -12,7 +12,7 @@
 //! same LockInfo, which is idempotent: the answer then names the holder.
 
 use crate::client::{Auth, Client, Reply, WriteError};
-use crate::error::{status_error, Service};
+use crate::error::Service;
 use crate::naming::probe_info;
 use reqwest::Method;
 use serde_json::Value;
@@ -148,8 +148,7 @@ fn interpret(
                 body: reply.body,
             }),
         },
-        _ => Ok(Asked::Refused(status_error(
-            &client.target,
+        _ => Ok(Asked::Refused(client.status_error(
             what,
             &reply,
             ep.service,
@@ -186,15 +185,10 @@ async fn release(client: &Client, ep: &Endpoint, mine: &LockInfo) -> Result<(), 
             // Someone force-unlocked tflock's lock meanwhile (and may hold it now): not ours.
             Ok(reply) if matches!(reply.status, 409 | 412 | 423) => return Ok(()),
             Ok(reply) => {
-                last = status_error(
-                    &client.target,
-                    &what,
-                    &reply,
-                    ep.service,
-                    &ep.lock_url_shown(),
-                )
-                .message()
-                .to_string();
+                last = client
+                    .status_error(&what, &reply, ep.service, &ep.lock_url_shown())
+                    .message()
+                    .to_string();
                 if reply.status < 500 {
                     break;
                 }

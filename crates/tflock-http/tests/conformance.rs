@@ -267,6 +267,7 @@ impl Network for GitLabFixture {
             format!("gitlab://{h}/tflock/p?token=glpat-on-the-url"),
             format!("gitlab://{h}/tflock/p?probe=maybe"),
             format!("gitlab://{h}/tflock/p?state="),
+            format!("gitlab://alice:{TOKEN}@{h}/tflock/p?scheme=http"),
             format!("http://{h}/api/v4/projects/1/terraform/state/s?password=x"),
         ]
     }

@@ -257,6 +257,10 @@ async fn options_methods_and_the_addresses_own_query() {
         format!("{}&skip_cert_verification=perhaps", target(srv.url(), "p")),
         format!("{}/state/p?unlock_address=ftp://x/y", srv.url()),
         "http:///state/p".to_string(),
+        format!(
+            "http://u:s3cret@{}",
+            target(srv.url(), "p").trim_start_matches("http://")
+        ),
     ] {
         let Err(e) = open(&bad).await else {
             panic!("{bad} opened")
