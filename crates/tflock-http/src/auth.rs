@@ -11,7 +11,7 @@ use tflock_core::Target;
 pub(crate) const SECRET_OPTIONS: &[&str] = &["password", "token", "client_private_key_pem"];
 
 pub(crate) const SECRET_HINT: &str =
-    "set it in tflock.toml (password = \"...\"), or use GITLAB_TOKEN / TF_HTTP_PASSWORD";
+    "set it in tflock.toml (token = \"...\" for GitLab, password = \"...\"), or use GITLAB_TOKEN / TF_HTTP_PASSWORD";
 
 #[derive(Clone, Default)]
 pub(crate) struct Credentials {
