@@ -213,7 +213,10 @@ impl Client {
     ) -> Result<Reply, WriteError> {
         let mut req = self.request(method.clone(), url, auth);
         if let Some(body) = body {
-            req = req.header(CONTENT_TYPE, "application/json").body(body);
+            req = req
+                .header(CONTENT_TYPE, "application/json")
+                .header("content-md5", content_md5(&body))
+                .body(body);
         }
         match req.send().await {
             Ok(resp) => Ok(collect(resp).await),
@@ -302,8 +305,24 @@ async fn collect(mut resp: reqwest::Response) -> Reply {
     }
 }
 
+/// `Content-MD5` as Terraform's http client sets it: base64 of the body's MD5.
+pub(crate) fn content_md5(body: &[u8]) -> String {
+    use base64::Engine;
+    use md5::Digest;
+    base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(body))
+}
+
 /// An HTTP method from a backend setting (`LOCK`, `POST`, ...).
 pub(crate) fn method(target: &str, setting: &str, value: &str) -> Result<Method, Error> {
     Method::from_bytes(value.trim().as_bytes())
         .map_err(|_| Error::usage(target, format!("{setting}={value:?} is not an HTTP method")))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn content_md5_is_terraforms() {
+        // The header of terraform force-unlock's empty body, as the research recorded it.
+        assert_eq!(super::content_md5(b""), "1B2M2Y8AsgTpgAmY7PhCfg==");
+    }
 }

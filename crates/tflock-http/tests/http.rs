@@ -121,6 +121,15 @@ async fn a_free_state_lists_nothing_and_keeps_no_lock() {
     assert_eq!(sent[0].body, sent[1].body);
     let probe = LockInfo::parse(&String::from_utf8_lossy(&sent[0].body)).unwrap();
     assert_eq!(probe.operation, "tflock-probe");
+    // Terraform's headers on a LockInfo body.
+    for r in &sent {
+        assert_eq!(r.header("content-type"), Some("application/json"));
+        assert!(
+            r.header("content-md5")
+                .is_some_and(|m| m.len() == 24 && m.ends_with("==")),
+            "{r:?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
