@@ -96,12 +96,12 @@ enum Asked {
     Refused(Error),
 }
 
-/// One lock request with `mine`, asked again once if its answer was lost.
+/// One lock request with `mine`, asked again once if its answer was lost or a 5xx.
 async fn ask(client: &Client, ep: &Endpoint, mine: &LockInfo) -> Result<Asked, Error> {
     let body = mine.to_terraform_json().into_bytes();
     let what = format!("asking for the lock of {} (to read its ID)", ep.name);
     let mut lost = None;
-    for _ in 0..2 {
+    for attempt in 0..2 {
         match client
             .write(
                 &what,
@@ -112,6 +112,8 @@ async fn ask(client: &Client, ep: &Endpoint, mine: &LockInfo) -> Result<Asked, E
             )
             .await
         {
+            // A 5xx may come after the lock was stored: asking again names the holder.
+            Ok(reply) if reply.status >= 500 && attempt == 0 => {}
             Ok(reply) => return interpret(client, ep, &what, mine, reply),
             Err(WriteError::NotSent(e)) => return Err(e),
             // Asking again with the same LockInfo is idempotent: the answer names the holder.

@@ -252,6 +252,35 @@ async fn a_lost_probe_answer_is_settled_by_asking_again_and_nothing_is_kept() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_error_to_the_probe_is_asked_again() {
+    let lab = Lab::new();
+    lab.terraform_lock("prod", &apply_info()).await;
+    let relay = Relay::start(lab.fake.url()).await;
+    let fake = lab.fake.clone();
+    let first = std::sync::Mutex::new(true);
+    // Freed meanwhile, and the first lock request fails upstream of GitLab.
+    relay.set_rule(move |s| {
+        if is_lock_post(s) && std::mem::take(&mut *first.lock().unwrap()) {
+            fake.unlock(PROJECT, "prod");
+            return Verdict::Answer(502, String::new());
+        }
+        Verdict::Forward
+    });
+    let store = lab
+        .open(
+            &format!(
+                "gitlab://{}/{PROJECT}?scheme=http",
+                relay.url.trim_start_matches("http://")
+            ),
+            Some(MAINTAINER),
+        )
+        .await
+        .unwrap();
+    assert!(store.list().await.unwrap().is_empty());
+    assert_eq!(lab.fake.lock(PROJECT, "prod"), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_release_answer_is_settled_and_the_lock_released() {
     let lab = Lab::new();
     lab.terraform_lock("prod", &apply_info()).await;
