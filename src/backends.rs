@@ -8,17 +8,18 @@ use tflock_core::{ConnectOptions, Driver, Error, LockStore, Target};
 
 /// Every backend, in the order their halves of one lock are shown (Terraform writes the
 /// s3 lockfile before the DynamoDB row).
-static DRIVERS: [&dyn Driver; 6] = [
+static DRIVERS: &[&dyn Driver] = &[
     &tflock_local::DRIVER,
     &tflock_aws::DRIVER,
     &tflock_azure::DRIVER,
     &tflock_gcs::DRIVER,
     &tflock_kubernetes::DRIVER,
     &tflock_consul::DRIVER,
+    &tflock_http::DRIVER,
 ];
 
 pub fn drivers() -> &'static [&'static dyn Driver] {
-    &DRIVERS
+    DRIVERS
 }
 
 /// The driver that opens `scheme`.

@@ -8,8 +8,12 @@ use std::collections::BTreeMap;
 /// names only, and only `url` is ever shown to users.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Target {
-    /// The text the user gave, used in every message about this target.
+    /// The target's name, used in every message about it: the text given, with the
+    /// values of options that may be secret masked (see [`SHOWN_OPTIONS`]).
     pub url: String,
+    /// The text as given, for a backend whose address is the target itself (an http
+    /// lock address with its own query). Never shown: it may hold secrets.
+    pub raw: String,
     pub scheme: String,
     /// Bucket, table or account; empty for `file`.
     pub host: String,
@@ -23,6 +27,7 @@ impl std::fmt::Debug for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Target")
             .field("url", &self.url)
+            .field("raw", &"..")
             .field("scheme", &self.scheme)
             .field("host", &self.host)
             .field("path", &self.path)
@@ -57,6 +62,8 @@ pub const SHOWN_OPTIONS: &[&str] = &[
     "context",
     "path",
     "datacenter",
+    "state",
+    "probe",
 ];
 
 impl Target {
@@ -64,6 +71,7 @@ impl Target {
     pub fn directory(dir: &str) -> Target {
         Target {
             url: dir.to_string(),
+            raw: dir.to_string(),
             scheme: "file".into(),
             host: String::new(),
             path: dir.to_string(),
@@ -119,6 +127,7 @@ impl Target {
         Ok(Target {
             // The name shown everywhere: values that may be secret are masked.
             url: crate::redact::url_keeping(text, SHOWN_OPTIONS),
+            raw: text.to_string(),
             scheme,
             host,
             path,
