@@ -70,7 +70,6 @@ struct PgHandle {
     session: String,
     /// For messages: `terraform_remote_state.states/default`.
     what: String,
-    client: Option<String>,
 }
 
 /// The pg backend's locks in one database, for one states table.
@@ -91,10 +90,10 @@ impl PgStore {
     fn what(&self, key: i64, workspace: Option<&str>) -> String {
         match workspace {
             Some(ws) => format!("{}/{ws}", self.table.display()),
-            None if key == TERRAFORM_CREATION_KEY => {
-                "workspace creation (Terraform, every schema)".to_string()
-            }
-            None => format!("{} workspace creation (OpenTofu)", self.table.display()),
+            // Terraform's key: one for the whole database, every schema.
+            None if key == TERRAFORM_CREATION_KEY => "(workspace creation, key -1)".to_string(),
+            // OpenTofu >= 1.10's: one per states table.
+            None => format!("{} (workspace creation)", self.table.display()),
         }
     }
 
@@ -145,7 +144,6 @@ impl PgStore {
                 key,
                 session: session.clone(),
                 what: what.clone(),
-                client: client.clone(),
             },
         );
         let mut lock = Lock::new(PG, &self.conn.target, self.location(key), handle);
@@ -411,16 +409,12 @@ impl LockStore for PgStore {
             ));
         }
         warnings.push(format!(
-            "if the terraform behind session {} was only stopped or hung, not dead, it will reconnect when it resumes and write state WITHOUT a lock: make sure that process is gone{}",
+            "if the terraform behind session {} was only stopped or hung, not dead, it will reconnect when it resumes and write state WITHOUT a lock: make sure that process is gone",
             h.session,
-            h.client
-                .as_deref()
-                .map(|c| format!(" (its connection came from {c})"))
-                .unwrap_or_default()
         ));
         Ok(Broken {
             removed: vec![format!(
-                "{}: ended session {} (pg_terminate_backend), releasing {}",
+                "{}: ended session {} with pg_terminate_backend, releasing {}",
                 lock.location, h.session, h.what
             )],
             confirmed_by_reread: false,

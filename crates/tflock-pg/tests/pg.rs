@@ -170,7 +170,7 @@ async fn creation_locks_are_listed_without_a_workspace_and_break() {
     let tf = locks.iter().find(|l| l.id == tf_id).expect("the -1 lock");
     assert!(tf_id.ends_with("--1"), "{tf_id}");
     assert_eq!(tf.workspace, None);
-    assert_eq!(tf.path, "workspace creation (Terraform, every schema)");
+    assert_eq!(tf.path, "(workspace creation, key -1)");
     assert!(tf
         .info_error
         .as_deref()
@@ -179,7 +179,7 @@ async fn creation_locks_are_listed_without_a_workspace_and_break() {
     let tofu = locks.iter().find(|l| l.id == tofu_id).expect("OpenTofu's");
     assert_eq!(
         tofu.path,
-        format!("{}.states workspace creation (OpenTofu)", place.schema)
+        format!("{}.states (workspace creation)", place.schema)
     );
     // Another table in the same database sees Terraform's -1 (it blocks that table's
     // terraform too), not the first table's OpenTofu key.
