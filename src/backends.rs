@@ -8,11 +8,12 @@ use tflock_core::{ConnectOptions, Driver, Error, LockStore, Target};
 
 /// Every backend, in the order their halves of one lock are shown (Terraform writes the
 /// s3 lockfile before the DynamoDB row).
-static DRIVERS: [&dyn Driver; 4] = [
+static DRIVERS: [&dyn Driver; 5] = [
     &tflock_local::DRIVER,
     &tflock_aws::DRIVER,
     &tflock_azure::DRIVER,
     &tflock_gcs::DRIVER,
+    &tflock_pg::DRIVER,
 ];
 
 pub fn drivers() -> &'static [&'static dyn Driver] {
