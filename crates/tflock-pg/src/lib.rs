@@ -69,6 +69,13 @@ impl PgStore {
         if target.scheme != "pg" {
             return Err(usage(target, "not a pg:// target"));
         }
+        // First: every later error names the target, which must not show the password.
+        if conninfo::parse_authority(&target.host).is_ok_and(|a| a.password.is_some()) {
+            return Err(Error::usage(
+                tflock_core::redact::url(&target.url),
+                "a password in the URL would be shown in output and the audit log; set it in tflock.toml (password = \"...\"), PGPASSWORD or ~/.pgpass",
+            ));
+        }
         target.refuse_secrets_in_url(
             &["password", "conn_str"],
             "set it in tflock.toml (password = \"...\" or conn_str = \"...\"), PGPASSWORD or ~/.pgpass",
@@ -119,12 +126,6 @@ impl PgStore {
 /// What the `pg://` URL itself says: user, host, port, database, TLS options.
 fn url_settings(target: &Target) -> Result<ConnInfo, Error> {
     let mut info = conninfo::parse_authority(&target.host).map_err(|e| usage(target, e))?;
-    if info.password.is_some() {
-        return Err(usage(
-            target,
-            "a password in the URL would be shown in output and the audit log; set it in tflock.toml (password = \"...\"), PGPASSWORD or ~/.pgpass",
-        ));
-    }
     let db = percent_encoding::percent_decode_str(target.path.trim_end_matches('/'))
         .decode_utf8()
         .map_err(|_| usage(target, "the database name is not UTF-8"))?;
@@ -158,4 +159,48 @@ fn agree(target: &Target, url: &ConnInfo, conn: &ConnInfo) -> Result<(), Error> 
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open_err(url: &str) -> Error {
+        let t = Target::parse(url).unwrap();
+        match PgStore::open_with_env(&t, &ConnectOptions::default(), &|_| None) {
+            Ok(_) => panic!("{url}: opened"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn a_password_in_the_url_is_refused_without_showing_it() {
+        for url in [
+            "pg://tf:hunter2-secret@db/x",
+            "pg://tf:hunter2-secret@db/x?bogus=1",
+            "pg://tf:hunter2-secret@db:notaport/x",
+        ] {
+            let e = open_err(url);
+            assert_eq!(e.kind(), tflock_core::Kind::Usage, "{e}");
+            assert!(!e.to_string().contains("hunter2"), "{e}");
+            assert!(e.to_string().contains("password in the URL"), "{e}");
+        }
+    }
+
+    #[test]
+    fn url_and_conn_str_must_name_the_same_server() {
+        let t = Target::parse("pg://tf@db-a/x").unwrap().with(
+            "conn_str",
+            Some("host=db-b user=tf dbname=x password=pw-secret"),
+        );
+        let e = PgStore::open_with_env(&t, &ConnectOptions::default(), &|_| None)
+            .err()
+            .expect("refused");
+        assert_eq!(e.kind(), tflock_core::Kind::Usage);
+        assert!(
+            e.to_string().contains("host db-a but conn_str has db-b"),
+            "{e}"
+        );
+        assert!(!e.to_string().contains("pw-secret"), "{e}");
+    }
 }

@@ -545,6 +545,27 @@ async fn sslmodes_against_a_tls_server_and_one_without_tls() {
             assert!(e.hint().unwrap().contains("sslrootcert"), "{e}");
         }
     }
+    // A client certificate is loaded and offered when asked for (this server does not
+    // ask: it has no ssl_ca_file); any certificate with its key serves, the server's own.
+    let dir = std::path::Path::new(&ca)
+        .parent()
+        .unwrap()
+        .display()
+        .to_string();
+    list(at(
+        "127.0.0.1",
+        &format!("sslmode=require&sslcert={dir}/server.pem&sslkey={dir}/server.key"),
+    ))
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    for q in [
+        format!("sslmode=require&sslcert={dir}/server.pem"),
+        format!("sslmode=require&sslcert={dir}/missing.pem&sslkey={dir}/server.key"),
+        format!("sslmode=require&sslcert={dir}/server.pem&sslkey={dir}/ca.pem"),
+    ] {
+        let e = list(at("127.0.0.1", &q)).await.unwrap_err();
+        assert_eq!(e.kind(), Kind::Usage, "{q}: {e}");
+    }
     // A server without TLS: prefer (the default) connects in plain text, require refuses.
     let relay = PgRelay::start(&format!("{}:{}", f.pg.host, f.pg.port)).await;
     let plain = |query: &str| {
