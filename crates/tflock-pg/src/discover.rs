@@ -177,6 +177,33 @@ mod tests {
     }
 
     #[test]
+    fn socket_and_ipv6_hosts_survive_the_round_trip_through_the_url() {
+        for (conn_str, url, address) in [
+            (
+                "host=/run/postgresql user=tf dbname=x",
+                "pg://tf@%2Frun%2Fpostgresql:5432/x",
+                "/run/postgresql/.s.PGSQL.5432",
+            ),
+            (
+                "postgres://tf@[::1]:6000/x?sslmode=disable",
+                "pg://tf@[::1]:6000/x",
+                "[::1]:6000",
+            ),
+            (
+                "host=db user=tf@corp dbname=a/b",
+                "pg://tf%40corp@db:5432/a%2Fb",
+                "db:5432",
+            ),
+        ] {
+            let t = discover_with_env(&block(json!({ "conn_str": conn_str })), &no_env).unwrap();
+            assert_eq!(t[0].url, url);
+            let store = PgStore::open_with_env(&t[0], &ConnectOptions::default(), &no_env)
+                .unwrap_or_else(|e| panic!("{conn_str}: {e}"));
+            assert_eq!(store.conn.endpoint.address(), address);
+        }
+    }
+
+    #[test]
     fn opentofu_table_name_and_bad_conn_str() {
         let t = discover_with_env(
             &block(json!({
