@@ -16,6 +16,7 @@ static DRIVERS: &[&dyn Driver] = &[
     &tflock_kubernetes::DRIVER,
     &tflock_consul::DRIVER,
     &tflock_http::DRIVER,
+    &tflock_pg::DRIVER,
 ];
 
 pub fn drivers() -> &'static [&'static dyn Driver] {

@@ -5,6 +5,10 @@
 #                         pg backend is given as conn_str; it may create its schema there)
 #   TFLOCK_TEST_PG_ADMIN  the same cluster as its superuser `postgres`, database `postgres`
 #   TFLOCK_PG_BINDIR      the directory holding postgres/initdb (tests may start their own)
+#   TFLOCK_TEST_PG_CA     the CA of the server's TLS certificate (made here with openssl; the
+#                         certificate names DNS:localhost only, so verify-full works through
+#                         `localhost` and verify-ca, not verify-full, through 127.0.0.1).
+#                         The server accepts TLS and plain connections alike.
 # The server refuses to run as root: as root, initdb and postgres run as user `postgres`
 # (created by Debian's package); as any other user, they run as that user.
 # Debian's package puts initdb/postgres in /usr/lib/postgresql/<ver>/bin, not on the PATH.
@@ -89,6 +93,21 @@ start_postgres() {
     --auth-host=scram-sha-256 -E UTF8 --no-instructions >"$TFLOCK_CACHE/logs/postgres-initdb.log" 2>&1 ||
     { echo "error: initdb failed; log: $TFLOCK_CACHE/logs/postgres-initdb.log" >&2; tail -20 "$TFLOCK_CACHE/logs/postgres-initdb.log" >&2; return 1; }
   rm -f "$dir/.pw"
+  command -v openssl >/dev/null || { echo "error: openssl is not on PATH (the TLS tests need a certificate)" >&2; return 1; }
+  mkdir -p "$dir/tls"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=tflock test pg CA" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+    -keyout "$dir/tls/ca.key" -out "$dir/tls/ca.pem" 2>/dev/null &&
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+    -keyout "$dir/tls/server.key" -out "$dir/tls/server.csr" 2>/dev/null &&
+  printf '%s\n' "subjectAltName=DNS:localhost" "basicConstraints=critical,CA:FALSE" \
+    "keyUsage=critical,digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth" >"$dir/tls/server.ext" &&
+  openssl x509 -req -in "$dir/tls/server.csr" -CA "$dir/tls/ca.pem" -CAkey "$dir/tls/ca.key" \
+    -CAcreateserial -days 2 -extfile "$dir/tls/server.ext" -out "$dir/tls/server.pem" 2>/dev/null ||
+    { echo "error: making the test server's TLS certificate failed" >&2; return 1; }
+  rm -f "$dir/tls/ca.key"
+  chmod 600 "$dir/tls/server.key"
+  [ "$(id -u)" = 0 ] && chown -R postgres: "$dir/tls"
   # Roles and database in single-user mode: needs no client and no network.
   printf '%s\n' \
     "CREATE ROLE tflock LOGIN PASSWORD '$pw';" \
@@ -102,7 +121,8 @@ start_postgres() {
   start_bg postgres bash -c '
     bin=$1 dir=$2 sock=$3 port=$4; shift 4
     "$@" "$bin/postgres" -D "$dir/data" -k "$sock" -c listen_addresses=127.0.0.1 -p "$port" \
-      -c fsync=off -c full_page_writes=off -c synchronous_commit=off -c max_connections=50 &
+      -c fsync=off -c full_page_writes=off -c synchronous_commit=off -c max_connections=100 \
+      -c ssl=on -c ssl_cert_file="$dir/tls/server.pem" -c ssl_key_file="$dir/tls/server.key" &
     child=$!
     trap "kill -INT $child 2>/dev/null" TERM INT
     wait $child; wait $child 2>/dev/null
@@ -110,6 +130,7 @@ start_postgres() {
     $([ "$(id -u)" = 0 ] && echo setpriv --reuid=postgres --regid=postgres --init-groups --)
   wait_tcp "$port" 30 postgres || return 1
   export TFLOCK_PG_BINDIR="$bin"
+  export TFLOCK_TEST_PG_CA="$dir/tls/ca.pem"
   export TFLOCK_TEST_PG="postgres://tflock:$pw@127.0.0.1:$port/tflock?sslmode=disable"
   export TFLOCK_TEST_PG_ADMIN="postgres://postgres:$adminpw@127.0.0.1:$port/postgres?sslmode=disable"
 }

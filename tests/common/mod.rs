@@ -5,6 +5,7 @@
 pub mod aws;
 pub mod azure;
 pub mod gcs;
+pub mod pg;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;

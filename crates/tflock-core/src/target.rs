@@ -66,6 +66,22 @@ pub const SHOWN_OPTIONS: &[&str] = &[
     "probe",
 ];
 
+/// The name a target is shown by: secret-looking values masked; a user name without a
+/// password (`pg://tf@db/x`) is not a secret and stays.
+fn shown_name(scheme: &str, text: &str) -> String {
+    let rest = text.split_once("://").map_or("", |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    match authority.rsplit_once('@') {
+        Some((user, _)) if !user.contains(':') => {
+            let without = format!("{scheme}://{}", &rest[user.len() + 1..]);
+            let masked = crate::redact::url_keeping(&without, SHOWN_OPTIONS);
+            let tail = masked.split_once("://").map_or("", |(_, t)| t);
+            format!("{scheme}://{user}@{tail}")
+        }
+        _ => crate::redact::url_keeping(text, SHOWN_OPTIONS),
+    }
+}
+
 impl Target {
     /// A plain directory (the local backend).
     pub fn directory(dir: &str) -> Target {
@@ -126,7 +142,7 @@ impl Target {
         };
         Ok(Target {
             // The name shown everywhere: values that may be secret are masked.
-            url: crate::redact::url_keeping(text, SHOWN_OPTIONS),
+            url: shown_name(&scheme, text),
             raw: text.to_string(),
             scheme,
             host,
@@ -229,8 +245,9 @@ mod tests {
             assert_eq!(e.kind(), Kind::Usage, "{url}");
             assert!(!e.to_string().contains("S3CR3TSIG"), "{e}");
         }
-        // A user without a password is fine (pg://user@host).
-        assert!(Target::parse("pg://tf@127.0.0.1/db").is_ok());
+        // A user without a password is fine, and shown (pg://user@host).
+        let t = Target::parse("pg://tf@127.0.0.1/db?sslmode=disable&sig=x").unwrap();
+        assert_eq!(t.url, "pg://tf@127.0.0.1/db?sslmode=disable&sig=***");
     }
 
     #[test]
