@@ -165,14 +165,6 @@ fn agree(target: &Target, url: &ConnInfo, conn: &ConnInfo) -> Result<(), Error> 
 mod tests {
     use super::*;
 
-    fn open_err(url: &str) -> Error {
-        let t = Target::parse(url).unwrap();
-        match PgStore::open_with_env(&t, &ConnectOptions::default(), &|_| None) {
-            Ok(_) => panic!("{url}: opened"),
-            Err(e) => e,
-        }
-    }
-
     #[test]
     fn a_password_in_the_url_is_refused_without_showing_it() {
         for url in [
