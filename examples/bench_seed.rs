@@ -3,11 +3,15 @@
 //!
 //! ```sh
 //! cargo run --example bench_seed -- --locks 200 s3 dynamodb gcs azure
+//! cargo run --example bench_seed -- --locks 10000 --aws-endpoint URL --table T --batch-write dynamodb
 //! ```
 //!
 //! Endpoints come from the variables `scripts/emulators/*.sh` export: `TFLOCK_TEST_MOTO`
-//! (S3 + DynamoDB), `TFLOCK_TEST_GCS`, `TFLOCK_TEST_AZURITE` with
-//! `TFLOCK_TEST_AZURE_ACCOUNT` / `TFLOCK_TEST_AZURE_KEY`. Every lock sits beside the state
+//! (S3 + DynamoDB; `--aws-endpoint` overrides it), `TFLOCK_TEST_GCS`, `TFLOCK_TEST_AZURITE`
+//! with `TFLOCK_TEST_AZURE_ACCOUNT` / `TFLOCK_TEST_AZURE_KEY`. `--bucket` / `--table` name
+//! the S3 bucket and the DynamoDB table (default `bench-state`, `bench-locks`).
+//! `--batch-write` writes DynamoDB rows 25 at a time with `BatchWriteItem` instead of one
+//! conditional `PutItem` each (same rows; for tens of thousands of them). Every lock sits beside the state
 //! it protects (an S3 / GCS state object, a DynamoDB `-md5` digest row), as in a real
 //! bucket or table, so a listing has to skip those without reading them.
 
@@ -19,10 +23,20 @@ use tflock_core::{ConnectOptions, LockInfo, Target};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Names `scripts/bench` lists.
+/// Names `scripts/bench` lists by default.
 const BUCKET: &str = "bench-state";
 const TABLE: &str = "bench-locks";
 const CONTAINER: &str = "bench";
+/// Items per `BatchWriteItem` request: DynamoDB's maximum.
+const BATCH_WRITE: usize = 25;
+
+/// Where and how AWS data is written.
+struct Aws {
+    endpoint: String,
+    bucket: String,
+    table: String,
+    batch_write: bool,
+}
 /// Writes in flight at once while seeding.
 const PARALLEL: usize = 16;
 
@@ -87,50 +101,52 @@ where
 
 /// s3 backend with `use_lockfile = true`: the state object, then `<key>.tflock` created
 /// with `If-None-Match: *`, body = LockInfo JSON, `Content-Type: application/json`.
-async fn seed_s3(http: &reqwest::Client, n: usize, seed: u64) -> Result<String, BoxError> {
-    let moto = env("TFLOCK_TEST_MOTO")?;
+async fn seed_s3(
+    http: &reqwest::Client,
+    aws: &Aws,
+    n: usize,
+    seed: u64,
+) -> Result<String, BoxError> {
+    let (endpoint, bucket) = (&aws.endpoint, &aws.bucket);
     let rsp = http
-        .put(format!("{moto}/{BUCKET}"))
+        .put(format!("{endpoint}/{bucket}"))
         .header("Authorization", S3_AUTH)
         .send()
         .await?;
     check(rsp, "creating the bucket").await?;
-    for_each(n, |i| {
-        let moto = moto.clone();
-        async move {
-            let key = state_key(i);
-            let rsp = http
-                .put(format!("{moto}/{BUCKET}/{key}"))
-                .header("Authorization", S3_AUTH)
-                .header("Content-Type", "application/json")
-                .body(state_body(i))
-                .send()
-                .await?;
-            check(rsp, &format!("writing state {key}")).await?;
-            let lock = info(i, seed, format!("{BUCKET}/{key}")).to_terraform_json();
-            let rsp = http
-                .put(format!("{moto}/{BUCKET}/{key}.tflock"))
-                .header("Authorization", S3_AUTH)
-                .header("Content-Type", "application/json")
-                .header("If-None-Match", "*")
-                .body(lock)
-                .send()
-                .await?;
-            check(rsp, &format!("locking {key}")).await
-        }
+    for_each(n, |i| async move {
+        let key = state_key(i);
+        let rsp = http
+            .put(format!("{endpoint}/{bucket}/{key}"))
+            .header("Authorization", S3_AUTH)
+            .header("Content-Type", "application/json")
+            .body(state_body(i))
+            .send()
+            .await?;
+        check(rsp, &format!("writing state {key}")).await?;
+        let lock = info(i, seed, format!("{bucket}/{key}")).to_terraform_json();
+        let rsp = http
+            .put(format!("{endpoint}/{bucket}/{key}.tflock"))
+            .header("Authorization", S3_AUTH)
+            .header("Content-Type", "application/json")
+            .header("If-None-Match", "*")
+            .body(lock)
+            .send()
+            .await?;
+        check(rsp, &format!("locking {key}")).await
     })
     .await?;
-    Ok(format!("s3://{BUCKET}"))
+    Ok(format!("s3://{bucket}"))
 }
 
 async fn dynamodb(
     http: &reqwest::Client,
+    aws: &Aws,
     op: &str,
     body: serde_json::Value,
 ) -> Result<(), BoxError> {
-    let moto = env("TFLOCK_TEST_MOTO")?;
     let rsp = http
-        .post(format!("{moto}/"))
+        .post(format!("{}/", aws.endpoint))
         .header("Authorization", DDB_AUTH)
         .header("X-Amz-Target", format!("DynamoDB_20120810.{op}"))
         .header("Content-Type", "application/x-amz-json-1.0")
@@ -148,65 +164,78 @@ fn item_bytes(item: &[(&str, &str)]) -> usize {
 
 /// s3 backend with `dynamodb_table`: per state, the digest row Terraform keeps
 /// (`<bucket>/<key>-md5`, `Digest` = hex MD5 of the state) and the lock row
-/// (`LockID = <bucket>/<key>`, `Info` = LockInfo JSON) put with `attribute_not_exists(LockID)`.
+/// (`LockID = <bucket>/<key>`, `Info` = LockInfo JSON) put with `attribute_not_exists(LockID)`
+/// (or both in one `BatchWriteItem` of up to 25 rows with `--batch-write`).
 /// Returns the target and the table's size in bytes.
 async fn seed_dynamodb(
     http: &reqwest::Client,
+    aws: &Aws,
     n: usize,
     seed: u64,
 ) -> Result<(String, usize), BoxError> {
+    let table = &aws.table;
     dynamodb(
         http,
+        aws,
         "CreateTable",
         serde_json::json!({
-            "TableName": TABLE,
+            "TableName": table,
             "AttributeDefinitions": [{"AttributeName": "LockID", "AttributeType": "S"}],
             "KeySchema": [{"AttributeName": "LockID", "KeyType": "HASH"}],
             "BillingMode": "PAY_PER_REQUEST",
         }),
     )
     .await?;
-    let bytes = std::sync::atomic::AtomicUsize::new(0);
-    let bytes = &bytes;
-    for_each(n, |i| async move {
-        let lock_id = format!("{BUCKET}/{}", state_key(i));
+    // (digest row, lock row) of lock i, and their size by DynamoDB's rule.
+    let rows = |i: usize| {
+        let lock_id = format!("{}/{}", aws.bucket, state_key(i));
         let digest_id = format!("{lock_id}-md5");
         let digest: String = Md5::digest(state_body(i).as_bytes())
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
         let info = info(i, seed, lock_id.clone()).to_terraform_json();
-        bytes.fetch_add(
-            item_bytes(&[("LockID", &digest_id), ("Digest", &digest)])
-                + item_bytes(&[("LockID", &lock_id), ("Info", &info)]),
-            std::sync::atomic::Ordering::Relaxed,
-        );
-        dynamodb(
-            http,
-            "PutItem",
-            serde_json::json!({
-                "TableName": TABLE,
-                "Item": {"LockID": {"S": digest_id}, "Digest": {"S": digest}},
-            }),
+        let bytes = item_bytes(&[("LockID", &digest_id), ("Digest", &digest)])
+            + item_bytes(&[("LockID", &lock_id), ("Info", &info)]);
+        (
+            serde_json::json!({"LockID": {"S": digest_id}, "Digest": {"S": digest}}),
+            serde_json::json!({"LockID": {"S": lock_id}, "Info": {"S": info}}),
+            bytes,
         )
+    };
+    let bytes = std::sync::atomic::AtomicUsize::new(0);
+    let bytes = &bytes;
+    if aws.batch_write {
+        let per_request = BATCH_WRITE / 2;
+        for_each(n.div_ceil(per_request), |b| async move {
+            let mut writes = Vec::new();
+            for i in b * per_request..n.min((b + 1) * per_request) {
+                let (digest, lock, size) = rows(i);
+                bytes.fetch_add(size, std::sync::atomic::Ordering::Relaxed);
+                writes.push(serde_json::json!({"PutRequest": {"Item": digest}}));
+                writes.push(serde_json::json!({"PutRequest": {"Item": lock}}));
+            }
+            let body = serde_json::json!({"RequestItems": {table: writes}});
+            dynamodb(http, aws, "BatchWriteItem", body).await
+        })
         .await?;
-        dynamodb(
-            http,
-            "PutItem",
-            serde_json::json!({
-                "TableName": TABLE,
-                "Item": {
-                    "LockID": {"S": lock_id.clone()},
-                    "Info": {"S": info},
-                },
+    } else {
+        for_each(n, |i| async move {
+            let (digest, lock, size) = rows(i);
+            bytes.fetch_add(size, std::sync::atomic::Ordering::Relaxed);
+            let put = serde_json::json!({"TableName": table, "Item": digest});
+            dynamodb(http, aws, "PutItem", put).await?;
+            let put = serde_json::json!({
+                "TableName": table,
+                "Item": lock,
                 "ConditionExpression": "attribute_not_exists(LockID)",
-            }),
-        )
-        .await
-    })
-    .await?;
+            });
+            dynamodb(http, aws, "PutItem", put).await
+        })
+        .await?;
+    }
     Ok((
-        format!("dynamodb://{TABLE}"),
+        format!("dynamodb://{table}"),
         bytes.load(std::sync::atomic::Ordering::Relaxed),
     ))
 }
@@ -307,23 +336,42 @@ async fn main() {
 async fn run() -> Result<(), BoxError> {
     let mut locks = 200usize;
     let mut backends = Vec::new();
+    let mut aws_endpoint = None;
+    let mut aws = Aws {
+        endpoint: String::new(),
+        bucket: BUCKET.into(),
+        table: TABLE.into(),
+        batch_write: false,
+    };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
         match arg.as_str() {
             "--locks" => {
-                let n = args.next().ok_or("--locks needs a number")?;
+                let n = value("--locks")?;
                 locks = n
                     .parse()
                     .map_err(|_| format!("--locks {n}: not a number"))?;
             }
+            "--aws-endpoint" => aws_endpoint = Some(value("--aws-endpoint")?),
+            "--bucket" => aws.bucket = value("--bucket")?,
+            "--table" => aws.table = value("--table")?,
+            "--batch-write" => aws.batch_write = true,
             "s3" | "dynamodb" | "gcs" | "azure" => backends.push(arg),
             other => {
                 return Err(format!(
-                "unknown argument {other} (usage: bench_seed [--locks N] s3|dynamodb|gcs|azure...)"
-            )
+                    "unknown argument {other} (usage: bench_seed [--locks N] [--aws-endpoint URL] \
+                     [--bucket NAME] [--table NAME] [--batch-write] s3|dynamodb|gcs|azure...)"
+                )
                 .into())
             }
         }
+    }
+    if backends.iter().any(|b| b == "s3" || b == "dynamodb") {
+        aws.endpoint = match aws_endpoint {
+            Some(e) => e,
+            None => env("TFLOCK_TEST_MOTO")?,
+        };
     }
     let seed = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -335,9 +383,9 @@ async fn run() -> Result<(), BoxError> {
     for backend in backends {
         let started = std::time::Instant::now();
         let (target, extra) = match backend.as_str() {
-            "s3" => (seed_s3(&http, locks, seed).await?, String::new()),
+            "s3" => (seed_s3(&http, &aws, locks, seed).await?, String::new()),
             "dynamodb" => {
-                let (target, bytes) = seed_dynamodb(&http, locks, seed).await?;
+                let (target, bytes) = seed_dynamodb(&http, &aws, locks, seed).await?;
                 (
                     target,
                     format!(", {} items, table_bytes={bytes}", 2 * locks),

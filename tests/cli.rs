@@ -1134,3 +1134,136 @@ fn a_lost_reply_is_settled_by_a_second_read() {
     assert_eq!(mem.break_calls(), 1, "the delete was not sent again");
     assert_eq!(stores.audit()[0]["outcome"], "removed");
 }
+
+/// A reader that went away (`tflock list ... | head -1`): accepts `room` bytes, then every
+/// write fails with a broken pipe.
+struct ClosedAfter {
+    room: usize,
+}
+
+impl std::io::Write for ClosedAfter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.room == 0 {
+            return Err(std::io::ErrorKind::BrokenPipe.into());
+        }
+        let n = buf.len().min(self.room);
+        self.room -= n;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Every output format ends quietly with exit 0 when stdout closes mid-listing, as the
+/// table and `--json` did; `-o jsonl` reported "error: stdout: Broken pipe" and exit 1
+/// (the pipe error lost its kind inside serde_json).
+#[test]
+fn a_closed_stdout_ends_every_format_quietly() {
+    let (stores, mem) = one_store("memory://a");
+    // Enough output to fill the 8 KiB output buffer several times while serialising.
+    for i in 0..200 {
+        mem.hold(
+            &format!("bucket/s{i:03}/terraform.tfstate.tflock"),
+            &info(&format!("{ID:.30}{i:06}"), chrono::Duration::hours(2)),
+        );
+    }
+    for format in [&["--json"][..], &["-o", "jsonl"], &["-o", "table"]] {
+        let (mut out, mut err) = (ClosedAfter { room: 100 }, Vec::new());
+        let mut input = std::io::Cursor::new(Vec::new());
+        let mut io = Io {
+            out: &mut out,
+            err: &mut err,
+            input: &mut input,
+            interactive: false,
+            color: false,
+            progress: false,
+        };
+        let mut argv = vec!["tflock", "list", "-t", "memory://a"];
+        argv.extend(format);
+        let code = tflock::run(argv, &mut io, &stores);
+        let err = String::from_utf8(err).unwrap();
+        assert_eq!((code, err.as_str()), (0, ""), "{format:?}");
+    }
+}
+
+/// The JSON outputs keep docs/json.md's key order and serde_json's layout: `--json` is
+/// the pretty array, `-o jsonl` one compact object a line.
+#[test]
+fn json_keys_keep_the_documented_order_and_layout() {
+    let (stores, _) = stale_store();
+    let r = run(&stores, &["list", "-t", "memory://a", "--json"]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    // serde_json keeps the keys in document order here (preserve_order).
+    let v: Value = serde_json::from_str(&r.out).unwrap();
+    assert_eq!(r.out, serde_json::to_string_pretty(&v).unwrap() + "\n");
+    let keys: Vec<&str> = v[0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "backend",
+            "target",
+            "path",
+            "id",
+            "aliases",
+            "workspace",
+            "current_workspace",
+            "location",
+            "state",
+            "operation",
+            "who",
+            "version",
+            "created",
+            "age_seconds",
+            "held",
+            "holder",
+            "stale",
+            "status",
+            "foreign",
+            "info",
+            "info_error",
+            "details",
+            "locations",
+        ]
+    );
+    let info: Vec<&str> = v[0]["info"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        info,
+        [
+            "ID",
+            "Operation",
+            "Info",
+            "Who",
+            "Version",
+            "Created",
+            "Path"
+        ]
+    );
+    assert_eq!(
+        v[0]["locations"],
+        serde_json::json!([{
+            "backend": "memory",
+            "target": "memory://a",
+            "location": v[0]["location"],
+        }])
+    );
+
+    let r = run(&stores, &["list", "-t", "memory://a", "-o", "jsonl"]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    let line: Value = serde_json::from_str(&r.out).unwrap();
+    assert_eq!(r.out, serde_json::to_string(&line).unwrap() + "\n");
+    let mut pretty = v[0].clone();
+    // Both runs agree on everything but the age, which moves with the clock.
+    pretty["age_seconds"] = line["age_seconds"].clone();
+    assert_eq!(line, pretty);
+}
