@@ -1267,3 +1267,26 @@ fn json_keys_keep_the_documented_order_and_layout() {
     pretty["age_seconds"] = line["age_seconds"].clone();
     assert_eq!(line, pretty);
 }
+
+#[test]
+fn from_error_takes_the_http_holder_from_the_message() {
+    // Terraform's http backend: the holder's ID only in the message, the Lock Info block is
+    // the refused run's own.
+    let (stores, mem) = stale_store();
+    let text = pasted("eeeeeeee-0000-0000-0000-000000000000", "bucket/app/terraform.tfstate")
+        .replace(
+            "Error message: operation error S3: PutObject, https response error StatusCode:",
+            &format!("Error message: HTTP remote state already locked:\r\n2026-12-01T10:00:01.0000000Z \u{1b}[31m│\u{1b}[0m \u{1b}[0mID={ID}"),
+        );
+    let file = stores.1.path().join("ci.log");
+    std::fs::write(&file, text).unwrap();
+    let f = file.display().to_string();
+    let r = run(
+        &stores,
+        &["inspect", "--from-error", &f, "-t", "memory://a"],
+    );
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert!(r.out.contains(&format!("Lock {ID}")), "{}", r.out);
+    assert!(r.err.contains("refused run's own"), "{}", r.err);
+    assert_eq!(mem.locks().len(), 1);
+}

@@ -35,16 +35,41 @@ pub fn read(from: &Path, io: &mut Io<'_>) -> Result<PastedLock, Error> {
             format!("{}: {e}", ui::safe(&from.display().to_string())),
         )
     })?;
+    let mut lock = parsed.lock;
+    // The http backend (Terraform up to 1.14) prints the holder's ID only in the message,
+    // `HTTP remote state already locked: ID=<holder>`; the Lock Info block below it is the
+    // refused run's own.
+    if let Some(holder) = parsed.message.as_deref().and_then(holder_in_message) {
+        if holder != lock.id {
+            ui::warn_text(
+                io,
+                &format!(
+                    "the Lock Info block is the refused run's own (ID {}); looking for the holder named in the message, ID {holder}",
+                    lock.id
+                ),
+            );
+            lock.id = holder;
+        }
+    }
     if parsed.blocks > 1 {
         ui::warn_text(
             io,
             &format!(
                 "the text holds {} Lock Info blocks; using the last one (ID {})",
-                parsed.blocks, parsed.lock.id
+                parsed.blocks, lock.id
             ),
         );
     }
-    Ok(parsed.lock)
+    Ok(lock)
+}
+
+/// `... already locked: ID=<id>` in an error message.
+fn holder_in_message(message: &str) -> Option<String> {
+    let at = message.find("already locked")?;
+    let rest = &message[at..];
+    let id = rest[rest.find("ID=")? + 3..].split_whitespace().next()?;
+    let id = id.trim_end_matches([',', '.', ';']);
+    (!id.is_empty()).then(|| id.to_string())
 }
 
 /// The listed lock the paste names: same ID (or alias), and the same state path when the
