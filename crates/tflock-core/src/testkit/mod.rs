@@ -7,6 +7,7 @@
 
 pub mod http;
 pub mod relay;
+mod wire;
 
 use crate::error::{Error, Kind};
 use crate::lock::Lock;
