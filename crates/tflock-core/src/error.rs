@@ -63,6 +63,19 @@ pub struct Error {
     source: Option<Source>,
 }
 
+/// One `Error::<name>(target, message)` constructor per kind backends raise often, each
+/// `Error::new(kind, message).at(target)`.
+macro_rules! at_target {
+    ($($name:ident => $kind:ident),* $(,)?) => {
+        $(
+            #[doc = concat!("`Error::new(Kind::", stringify!($kind), ", message).at(target)`.")]
+            pub fn $name(target: impl Into<String>, message: impl Into<String>) -> Self {
+                Error::new(Kind::$kind, message).at(target)
+            }
+        )*
+    };
+}
+
 impl Error {
     /// An error of `kind` not tied to one target (a bad flag, a config file).
     pub fn new(kind: Kind, message: impl Into<String>) -> Self {
@@ -100,23 +113,13 @@ impl Error {
         self
     }
 
-    pub fn usage(target: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::new(Kind::Usage, message).at(target)
-    }
-    pub fn not_found(target: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::new(Kind::NotFound, message).at(target)
-    }
-    pub fn changed(target: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::new(Kind::Changed, message).at(target)
-    }
-    pub fn refused(target: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::new(Kind::Refused, message).at(target)
-    }
-    pub fn backend(target: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::new(Kind::Backend, message).at(target)
-    }
-    pub fn outcome_unknown(target: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::new(Kind::OutcomeUnknown, message).at(target)
+    at_target! {
+        usage => Usage,
+        not_found => NotFound,
+        changed => Changed,
+        refused => Refused,
+        backend => Backend,
+        outcome_unknown => OutcomeUnknown,
     }
 
     pub fn kind(&self) -> Kind {
