@@ -113,6 +113,17 @@ impl Error {
         self
     }
 
+    /// The same error, as `OutcomeUnknown` when the destructive request it is about
+    /// `maybe_applied` (no reply, or a [`may_have_applied`] status): it is settled by
+    /// reading again, never by sending it again.
+    pub fn unknown_if(self, maybe_applied: bool) -> Self {
+        if maybe_applied {
+            self.with_kind(Kind::OutcomeUnknown)
+        } else {
+            self
+        }
+    }
+
     at_target! {
         usage => Usage,
         not_found => NotFound,
@@ -161,6 +172,12 @@ impl std::error::Error for Error {
             .as_deref()
             .map(|s| s as &(dyn std::error::Error + 'static))
     }
+}
+
+/// Whether a destructive request answered with HTTP `status` may have been applied: a
+/// 5xx other than 503 can come after the change; below 500, and 503, nothing was done.
+pub fn may_have_applied(status: u16) -> bool {
+    status >= 500 && status != 503
 }
 
 /// Collapses every run of whitespace (newlines included) to one space: errors are one line.
@@ -247,6 +264,20 @@ mod tests {
             Some(Box::new(Chain("deadline", None))),
         );
         assert_eq!(source_chain(&repeated), "timed out: deadline");
+    }
+
+    #[test]
+    fn only_an_answer_that_may_come_after_the_change_leaves_the_outcome_unknown() {
+        for status in [200, 204, 400, 404, 409, 412, 429, 499, 503] {
+            assert!(!may_have_applied(status), "{status}");
+        }
+        for status in [500, 502, 504, 599] {
+            assert!(may_have_applied(status), "{status}");
+        }
+        let e = || Error::backend("t", "HTTP 500");
+        assert_eq!(e().unknown_if(true).kind(), Kind::OutcomeUnknown);
+        assert_eq!(e().unknown_if(false).kind(), Kind::Backend);
+        assert_eq!(e().unknown_if(true).to_string(), e().to_string());
     }
 
     #[test]
