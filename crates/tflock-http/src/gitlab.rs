@@ -18,9 +18,10 @@ use crate::probe::{answered_id, probe, Endpoint, Probed};
 use async_trait::async_trait;
 use reqwest::Method;
 use serde_json::Value;
+use tflock_core::error::may_have_applied;
 use tflock_core::lockinfo::parse_go_time;
 use tflock_core::{
-    Backend, BreakOptions, Broken, ConnectOptions, Error, Handle, Kind, Lock, LockInfo, LockStore,
+    Backend, BreakOptions, Broken, ConnectOptions, Error, Handle, Lock, LockInfo, LockStore,
     Presence, Target,
 };
 use tokio::sync::OnceCell;
@@ -403,12 +404,7 @@ impl LockStore for GitLabStore {
                     Service::GitLab,
                     &format!("state {} of project {}", h.state, self.project),
                 );
-                // Below 500 nothing was applied; a 5xx may have been after the change.
-                if reply.status >= 500 && reply.status != 503 {
-                    Err(err.with_kind(Kind::OutcomeUnknown))
-                } else {
-                    Err(err)
-                }
+                Err(err.unknown_if(may_have_applied(reply.status)))
             }
             Err(e @ WriteError::NotSent(_)) | Err(e @ WriteError::NoReply(_)) => {
                 Err(e.into_error())

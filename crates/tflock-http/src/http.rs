@@ -13,8 +13,9 @@ use crate::error::Service;
 use crate::naming::{address_of, refuse_userinfo, split_userinfo, HTTP_OPTIONS};
 use crate::probe::{answered_id, probe, Endpoint, Probed};
 use async_trait::async_trait;
+use tflock_core::error::may_have_applied;
 use tflock_core::{
-    redact, Backend, BreakOptions, Broken, ConnectOptions, Error, Handle, Kind, Lock, LockStore,
+    redact, Backend, BreakOptions, Broken, ConnectOptions, Error, Handle, Lock, LockStore,
     Presence, Target,
 };
 use url::Url;
@@ -283,11 +284,7 @@ impl LockStore for HttpStore {
                     Service::Http,
                     &redact::url(self.ep.unlock_url.as_str()),
                 );
-                if reply.status >= 500 && reply.status != 503 {
-                    Err(err.with_kind(Kind::OutcomeUnknown))
-                } else {
-                    Err(err)
-                }
+                Err(err.unknown_if(may_have_applied(reply.status)))
             }
             Err(e @ WriteError::NotSent(_)) | Err(e @ WriteError::NoReply(_)) => {
                 Err(e.into_error())
