@@ -3,7 +3,7 @@
 
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
-use tflock_core::error::{one_line, source_chain};
+use tflock_core::error::{may_have_applied, one_line, source_chain};
 use tflock_core::text::escape_control;
 use tflock_core::{Broken, Error, Kind};
 
@@ -151,10 +151,7 @@ where
     let e = sdk_error(call, err);
     let applied_nothing = e.kind() == Kind::Usage
         || match err {
-            SdkError::ServiceError(_) => {
-                let s = status(err).unwrap_or(500);
-                s < 500 || s == 503
-            }
+            SdkError::ServiceError(_) => !may_have_applied(status(err).unwrap_or(500)),
             // The request could not be built or signed: nothing left the process.
             SdkError::ConstructionFailure(_) => true,
             // A connection that was refused or never made carried nothing.
@@ -163,11 +160,7 @@ where
             }
             _ => false,
         };
-    if applied_nothing {
-        e
-    } else {
-        e.with_kind(Kind::OutcomeUnknown)
-    }
+    e.unknown_if(!applied_nothing)
 }
 
 /// The outcome of a compare-and-delete sent once: `removed` when it was applied;
