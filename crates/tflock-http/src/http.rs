@@ -10,7 +10,7 @@
 use crate::auth::{process_env, Credentials, SECRET_HINT, SECRET_OPTIONS};
 use crate::client::{method, Auth, Client, Tls, WriteError};
 use crate::error::Service;
-use crate::naming::{address_of, refuse_userinfo, split_userinfo, HTTP_OPTIONS};
+use crate::naming::{address_of, http_options, refuse_userinfo, split_userinfo};
 use crate::probe::{answered_id, probe, Endpoint, Probed};
 use async_trait::async_trait;
 use tflock_core::error::may_have_applied;
@@ -96,14 +96,15 @@ impl HttpStore {
         let lock_url = address_of(target)?;
         // Unknown query items on the URL belong to the address; an unknown option from
         // tflock.toml or discovery is a typo.
+        let options = http_options();
         for key in target.params.keys() {
             let in_address = lock_url.query_pairs().any(|(k, _)| k == key.as_str());
-            if !HTTP_OPTIONS.contains(&key.as_str()) && !in_address {
+            if !options.contains(&key.as_str()) && !in_address {
                 return Err(Error::usage(
                     &target.url,
                     format!(
                         "unknown option {key} (this target takes: {})",
-                        HTTP_OPTIONS.join(", ")
+                        options.join(", ")
                     ),
                 ));
             }
