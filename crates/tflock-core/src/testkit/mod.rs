@@ -232,6 +232,30 @@ async fn assert_untouched(place: &dyn Place, before: &str) {
     );
 }
 
+/// The lock on `state`, read directly, is `want` (`None`: none); `what` says what it
+/// means when not.
+async fn assert_current(place: &dyn Place, state: &str, want: Option<&str>, what: &str) {
+    assert_eq!(place.current(state).await.as_deref(), want, "{what}");
+}
+
+/// An apply lock on `default` and a plan lock on `dev`, as the cases that break one of
+/// two locks start: their IDs, the untouchables before any break, and both as `list`
+/// shows them.
+async fn two_locks(place: &dyn Place) -> (String, String, String, Vec<Lock>) {
+    let id = hold(place, "default", "OperationTypeApply").await;
+    let other = hold(place, "dev", "OperationTypePlan").await;
+    let before = place.untouchables().await;
+    (id, other, before, list(place).await)
+}
+
+/// Breaking `lock` through `via` fails with `kind` (`what` says why it must), and the
+/// lock is still on `default` of `owner`, the place it was taken in.
+async fn refused_and_kept(via: &dyn Place, owner: &dyn Place, lock: &Lock, kind: Kind, what: &str) {
+    break_fails(via, lock, kind, what).await;
+    let gone = format!("the lock was removed by a break that failed: {what}");
+    assert_current(owner, "default", Some(&lock.id), &gone).await;
+}
+
 /// A new place holds no locks.
 pub async fn empty_place_lists_nothing(f: &dyn Fixture) {
     let place = f.place("empty").await;
@@ -277,22 +301,11 @@ pub async fn hold_list_inspect(f: &dyn Fixture) {
 pub async fn break_removes_only_that_lock(f: &dyn Fixture) {
     let place = f.place("break").await;
     let place = place.as_ref();
-    let id = hold(place, "default", "OperationTypeApply").await;
-    let other = hold(place, "dev", "OperationTypePlan").await;
-    let before = place.untouchables().await;
-    let locks = list(place).await;
+    let (id, other, before, locks) = two_locks(place).await;
     assert_eq!(locks.len(), 2, "{locks:#?}");
     broke(break_listed(place, find(&locks, &id)).await);
-    assert_eq!(
-        place.current("default").await,
-        None,
-        "lock still there after break"
-    );
-    assert_eq!(
-        place.current("dev").await.as_deref(),
-        Some(other.as_str()),
-        "the other lock was touched"
-    );
+    assert_current(place, "default", None, "lock still there after break").await;
+    assert_current(place, "dev", Some(&other), "the other lock was touched").await;
     let after = list(place).await;
     assert_eq!(after.len(), 1, "{after:#?}");
     assert_eq!(after[0].id, other);
@@ -316,11 +329,7 @@ pub async fn retaken_lock_survives_break(f: &dyn Fixture) {
         "breaking a re-taken lock must report Changed",
     )
     .await;
-    assert_eq!(
-        place.current("default").await.as_deref(),
-        Some(new_id.as_str()),
-        "the new lock was removed"
-    );
+    assert_current(place, "default", Some(&new_id), "the new lock was removed").await;
     let after = list(place).await;
     let new = find(&after, &new_id);
     if place.keeps_lock_info() {
@@ -385,10 +394,7 @@ pub async fn many_locks_are_all_listed(f: &dyn Fixture) {
 pub async fn edited_display_fields_do_not_steer_the_break(f: &dyn Fixture) {
     let place = f.place("steer").await;
     let place = place.as_ref();
-    let id = hold(place, "default", "OperationTypeApply").await;
-    let other = hold(place, "dev", "OperationTypePlan").await;
-    let before = place.untouchables().await;
-    let locks = list(place).await;
+    let (id, other, before, locks) = two_locks(place).await;
     let decoy = find(&locks, &other).clone();
     let mut lock = find(&locks, &id).clone();
     lock.location = decoy.location.clone();
@@ -396,16 +402,14 @@ pub async fn edited_display_fields_do_not_steer_the_break(f: &dyn Fixture) {
     lock.details = decoy.details.clone();
     lock.workspace = decoy.workspace.clone();
     broke(break_listed(place, &lock).await);
-    assert_eq!(
-        place.current("default").await,
-        None,
-        "the listed lock was not removed"
-    );
-    assert_eq!(
-        place.current("dev").await.as_deref(),
-        Some(other.as_str()),
-        "the lock named by the edited display fields was touched"
-    );
+    assert_current(place, "default", None, "the listed lock was not removed").await;
+    assert_current(
+        place,
+        "dev",
+        Some(&other),
+        "the lock named by the edited display fields was touched",
+    )
+    .await;
     assert_untouched(place, &before).await;
 }
 
@@ -415,14 +419,8 @@ pub async fn lock_from_another_target_is_refused(f: &dyn Fixture) {
     let a = f.place("origin").await;
     let b = f.place("elsewhere").await;
     let lock = lock_default(a.as_ref()).await;
-    break_fails(
-        b.as_ref(),
-        &lock,
-        Kind::Usage,
-        "a lock of another target must be a usage error",
-    )
-    .await;
-    assert_eq!(a.current("default").await, Some(lock.id));
+    let what = "a lock of another target must be a usage error";
+    refused_and_kept(b.as_ref(), a.as_ref(), &lock, Kind::Usage, what).await;
 }
 
 /// A lock whose holder is alive, or a foreign lease, is refused before the backend is
@@ -433,17 +431,12 @@ pub async fn held_and_foreign_locks_are_refused(f: &dyn Fixture) {
     let lock = lock_default(place).await;
     let mut held = lock.clone();
     held.held = Some(true);
-    break_fails(place, &held, Kind::Refused, "a held lock must be refused").await;
+    let what = "a held lock must be refused";
+    refused_and_kept(place, place, &held, Kind::Refused, what).await;
     let mut foreign = lock.clone();
     foreign.foreign = true;
-    break_fails(
-        place,
-        &foreign,
-        Kind::Refused,
-        "a foreign lock must be refused without --force-foreign",
-    )
-    .await;
-    assert_eq!(place.current("default").await, Some(lock.id));
+    let what = "a foreign lock must be refused without --force-foreign";
+    refused_and_kept(place, place, &foreign, Kind::Refused, what).await;
 }
 
 /// Reading a lock again tells gone, same and re-taken apart: what settles a lost reply.
@@ -533,13 +526,21 @@ pub async fn network_missing_place_is_named(f: &dyn Fixture) {
     assert!(e.to_string().contains(&name), "{e}");
 }
 
+/// A fresh place `name` whose store reaches the emulator through a relay, and the relay;
+/// `None` for a backend not spoken over HTTP (no relay cases then).
+async fn via_relay(f: &dyn Fixture, name: &str) -> Option<(Relay, Box<dyn Place>)> {
+    let n = network(f);
+    let relay = Relay::start(&n.emulator()?).await;
+    let place = n.place_via(name, &relay.url).await;
+    Some((relay, place))
+}
+
 /// The delete was applied and its reply lost: never sent again; a second read proves the
 /// lock gone. Not applied and no reply: a failure saying the lock is still there.
 pub async fn http_lost_reply_is_settled_by_reading_again(f: &dyn Fixture) {
-    let n = network(f);
-    let Some(emulator) = n.emulator() else { return };
-    let relay = Relay::start(&emulator).await;
-    let place = n.place_via("lost", &relay.url).await;
+    let Some((relay, place)) = via_relay(f, "lost").await else {
+        return;
+    };
     let place = place.as_ref();
     let lock = lock_default(place).await;
     let before = place.untouchables().await;
@@ -551,7 +552,13 @@ pub async fn http_lost_reply_is_settled_by_reading_again(f: &dyn Fixture) {
         }
         other => panic!("an unanswered delete that was not applied must fail, got {other:?}"),
     }
-    assert_eq!(place.current("default").await, Some(lock.id.clone()));
+    assert_current(
+        place,
+        "default",
+        Some(&lock.id),
+        "a delete never applied removed the lock",
+    )
+    .await;
 
     relay.next_write(Verdict::LoseReply);
     relay.clear();
@@ -559,7 +566,13 @@ pub async fn http_lost_reply_is_settled_by_reading_again(f: &dyn Fixture) {
         .await
         .unwrap_or_else(|e| panic!("a delete whose reply was lost must be confirmed: {e}"));
     assert!(broken.confirmed_by_reread, "{broken:?}");
-    assert_eq!(place.current("default").await, None);
+    assert_current(
+        place,
+        "default",
+        None,
+        "the lock outlived its confirmed delete",
+    )
+    .await;
     let writes: Vec<_> = relay.seen().into_iter().filter(|s| s.is_write()).collect();
     assert_eq!(
         writes.len(),
@@ -571,15 +584,20 @@ pub async fn http_lost_reply_is_settled_by_reading_again(f: &dyn Fixture) {
 
 /// A precondition failure without an error code is "changed", never a plain failure.
 pub async fn http_bare_412_is_changed(f: &dyn Fixture) {
-    let n = network(f);
-    let Some(emulator) = n.emulator() else { return };
-    let relay = Relay::start(&emulator).await;
-    let place = n.place_via("bare412", &relay.url).await;
+    let Some((relay, place)) = via_relay(f, "bare412").await else {
+        return;
+    };
     let place = place.as_ref();
     let lock = lock_default(place).await;
     relay.next_write(Verdict::Answer(412, String::new()));
-    break_fails(place, &lock, Kind::Changed, "a bare 412 must be Changed").await;
-    assert_eq!(place.current("default").await, Some(lock.id.clone()));
+    refused_and_kept(
+        place,
+        place,
+        &lock,
+        Kind::Changed,
+        "a bare 412 must be Changed",
+    )
+    .await;
 }
 
 /// Generates one `#[tokio::test]` per conformance case. `$fixture` is an async
