@@ -89,6 +89,61 @@ impl Listing {
     }
 }
 
+/// What [`ask_all`] got: per target, in order, its store and answer (`None`: it failed,
+/// already reported), and how many failed.
+pub struct Answers<T> {
+    pub each: Vec<Option<(Arc<dyn LockStore>, T)>>,
+    pub failed: usize,
+}
+
+/// Opens every target and asks its store with `ask`, concurrently, with the spinner. A
+/// target that fails is reported on stderr (when there are several) and counted; the
+/// others still answer. A usage error stops everything, and so does every target
+/// failing (with the first error).
+pub async fn ask_all<T, F, Fut>(
+    targets: &[Resolved],
+    io: &mut Io<'_>,
+    resolver: &dyn Resolver,
+    opts: &ConnectOptions,
+    ask: F,
+) -> Result<Answers<T>, Error>
+where
+    F: Fn(Arc<dyn LockStore>) -> Fut,
+    Fut: std::future::Future<Output = Result<T, Error>>,
+{
+    let ask = &ask;
+    let all = futures::future::join_all(targets.iter().map(|r| async move {
+        let store = resolver.open(&r.target, opts).await?;
+        let answer = ask(store.clone()).await?;
+        Ok::<_, Error>((store, answer))
+    }));
+    let results = progress::while_listing(all, io, targets.len()).await;
+    let mut each = Vec::with_capacity(targets.len());
+    let mut failed = 0;
+    let mut first_error = None;
+    for r in results {
+        match r {
+            Ok(answer) => each.push(Some(answer)),
+            // A wrong URL is the user's mistake on every target: stop at once.
+            Err(e) if e.kind() == Kind::Usage => return Err(e),
+            Err(e) => {
+                failed += 1;
+                each.push(None);
+                if targets.len() > 1 {
+                    crate::ui::warn(io, &e);
+                }
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if failed == targets.len() {
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+    }
+    Ok(Answers { each, failed })
+}
+
 /// Opens and lists every target concurrently. A target that fails is reported on stderr
 /// and counted; the others are still listed. A usage error stops everything.
 pub async fn list_all(
@@ -101,41 +156,22 @@ pub async fn list_all(
         targets,
         current_workspace,
     } = scope;
-    let all = futures::future::join_all(targets.iter().map(|r| async move {
-        let store = resolver.open(&r.target, opts).await?;
-        let locks = store.list().await?;
-        Ok::<_, Error>((store, locks))
-    }));
-    let results = progress::while_listing(all, io, targets.len()).await;
+    let Answers { each, failed } = ask_all(&targets, io, resolver, opts, |store| async move {
+        store.list().await
+    })
+    .await?;
     let mut halves = Vec::new();
-    let mut failed = 0;
-    let mut first_error = None;
-    for (i, (r, Resolved { selector, .. })) in results.into_iter().zip(&targets).enumerate() {
-        match r {
-            Ok((store, locks)) => {
-                let selector = Arc::new(selector.clone());
-                halves.extend(locks.into_iter().map(|lock| Half {
-                    store: store.clone(),
-                    lock,
-                    selector: selector.clone(),
-                    target_index: i,
-                }));
-            }
-            // A wrong URL is the user's mistake on every target: stop at once.
-            Err(e) if e.kind() == Kind::Usage => return Err(e),
-            Err(e) => {
-                failed += 1;
-                if targets.len() > 1 {
-                    crate::ui::warn(io, &e);
-                }
-                first_error.get_or_insert(e);
-            }
-        }
-    }
-    if failed == targets.len() {
-        if let Some(e) = first_error {
-            return Err(e);
-        }
+    for (i, (answer, Resolved { selector, .. })) in each.into_iter().zip(&targets).enumerate() {
+        let Some((store, locks)) = answer else {
+            continue;
+        };
+        let selector = Arc::new(selector.clone());
+        halves.extend(locks.into_iter().map(|lock| Half {
+            store: store.clone(),
+            lock,
+            selector: selector.clone(),
+            target_index: i,
+        }));
     }
     let mut entries = merge(halves);
     if let Some(current) = &current_workspace {

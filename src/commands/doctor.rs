@@ -10,9 +10,9 @@
 use super::write_out;
 use crate::audit::{self, AuditLog, Outcome};
 use crate::cli::DoctorArgs;
-use crate::inventory::{merge, Entry, Half};
+use crate::inventory::{ask_all, merge, Answers, Entry, Half};
 use crate::settings::{resolve, Resolved, Scope};
-use crate::ui::{progress, prompt, safe};
+use crate::ui::{prompt, safe};
 use crate::{exit, ui, Io, Resolver};
 use serde_json::{json, Value};
 use std::path::Path;
@@ -192,42 +192,24 @@ async fn check(
     opts: &ConnectOptions,
 ) -> Result<Checkup, Error> {
     let targets = scope.targets;
-    let all = futures::future::join_all(targets.iter().map(|r| async move {
-        let store = resolver.open(&r.target, opts).await?;
-        let found = store.diagnose().await?;
-        Ok::<_, Error>((store, found))
-    }));
-    let results = progress::while_listing(all, io, targets.len()).await;
+    let Answers { each, mut failed } = ask_all(&targets, io, resolver, opts, |store| async move {
+        store.diagnose().await
+    })
+    .await?;
     let mut problems = Vec::new();
     let mut stores: Vec<Option<Arc<dyn LockStore>>> = Vec::new();
-    let mut failed = 0;
-    let mut first_error = None;
-    for (r, t) in results.into_iter().zip(&targets) {
-        match r {
-            Ok((store, found)) => {
-                problems.extend(found.into_iter().map(|finding| Problem {
-                    finding,
-                    store: Some(store.clone()),
-                    selector: t.selector.clone(),
-                    result: None,
-                }));
-                stores.push(Some(store));
-            }
-            Err(e) if e.kind() == Kind::Usage => return Err(e),
-            Err(e) => {
-                failed += 1;
-                stores.push(None);
-                if targets.len() > 1 {
-                    ui::warn(io, &e);
-                }
-                first_error.get_or_insert(e);
-            }
-        }
-    }
-    if failed == targets.len() {
-        if let Some(e) = first_error {
-            return Err(e);
-        }
+    for (answer, t) in each.into_iter().zip(&targets) {
+        let Some((store, found)) = answer else {
+            stores.push(None);
+            continue;
+        };
+        problems.extend(found.into_iter().map(|finding| Problem {
+            finding,
+            store: Some(store.clone()),
+            selector: t.selector.clone(),
+            result: None,
+        }));
+        stores.push(Some(store));
     }
     for (a, b) in halves_pairs(&targets) {
         let (Some(s3), Some(ddb)) = (&stores[a], &stores[b]) else {

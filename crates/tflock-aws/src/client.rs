@@ -196,6 +196,17 @@ pub(crate) fn retries() -> RetryConfig {
     RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS)
 }
 
+/// The override that sends an S3 request once (destructive requests and probes): a retry
+/// after a lost reply would fail its precondition and be misreported as a change.
+pub(crate) fn once_s3() -> aws_sdk_s3::config::Builder {
+    aws_sdk_s3::config::Builder::default().retry_config(RetryConfig::disabled())
+}
+
+/// The same for DynamoDB (conditional deletes and digest repairs).
+pub(crate) fn once_dynamodb() -> aws_sdk_dynamodb::config::Builder {
+    aws_sdk_dynamodb::config::Builder::default().retry_config(RetryConfig::disabled())
+}
+
 /// A refused connection is not retried: nothing listens there, and trying again after a
 /// backoff only turns a clear "unreachable" into a timeout.
 #[derive(Debug)]

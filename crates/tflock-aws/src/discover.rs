@@ -52,12 +52,8 @@ struct Settings {
     #[serde(default, deserialize_with = "de::nested")]
     assume_role: Option<AssumeRole>,
     /// Legacy top-level role settings (`assume_role { ... }` wins).
-    #[serde(default, deserialize_with = "de::text")]
-    role_arn: Option<String>,
-    #[serde(default, deserialize_with = "de::text")]
-    session_name: Option<String>,
-    #[serde(default, deserialize_with = "de::text")]
-    external_id: Option<String>,
+    #[serde(flatten)]
+    legacy_role: Role,
     #[serde(default, deserialize_with = "de::text")]
     assume_role_duration_seconds: Option<String>,
     #[serde(default, deserialize_with = "de::nested")]
@@ -73,14 +69,21 @@ struct Settings {
 
 #[derive(Deserialize, Default)]
 struct AssumeRole {
+    #[serde(flatten)]
+    role: Role,
+    #[serde(default, deserialize_with = "de::text")]
+    duration: Option<String>,
+}
+
+/// The role settings `assume_role { ... }` and (legacy) the block's top level both have.
+#[derive(Deserialize, Default)]
+struct Role {
     #[serde(default, deserialize_with = "de::text")]
     role_arn: Option<String>,
     #[serde(default, deserialize_with = "de::text")]
     session_name: Option<String>,
     #[serde(default, deserialize_with = "de::text")]
     external_id: Option<String>,
-    #[serde(default, deserialize_with = "de::text")]
-    duration: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -102,6 +105,11 @@ impl Settings {
     /// hidden options under Terraform's own names (never part of the shown URL).
     fn common(&self, target: Target) -> Target {
         let role = self.assume_role.as_ref();
+        // A setting of `assume_role { ... }`, else its legacy top-level form.
+        let pick = |setting: fn(&Role) -> &Option<String>| {
+            role.and_then(|r| setting(&r.role).clone())
+                .or(setting(&self.legacy_role).clone())
+        };
         let legacy_duration = self
             .assume_role_duration_seconds
             .clone()
@@ -117,21 +125,9 @@ impl Settings {
                 "shared_credentials_files",
                 joined(&self.shared_credentials_files).or(self.shared_credentials_file.clone()),
             )
-            .with(
-                "role_arn",
-                role.and_then(|r| r.role_arn.clone())
-                    .or(self.role_arn.clone()),
-            )
-            .with(
-                "session_name",
-                role.and_then(|r| r.session_name.clone())
-                    .or(self.session_name.clone()),
-            )
-            .with(
-                "external_id",
-                role.and_then(|r| r.external_id.clone())
-                    .or(self.external_id.clone()),
-            )
+            .with("role_arn", pick(|r| &r.role_arn))
+            .with("session_name", pick(|r| &r.session_name))
+            .with("external_id", pick(|r| &r.external_id))
             .with(
                 "assume_role_duration",
                 role.and_then(|r| r.duration.clone()).or(legacy_duration),

@@ -18,11 +18,12 @@
 //! Advice puts each command on its own line, so the CLI can add the targets to the
 //! `tflock` ones.
 
-use crate::client::Aws;
+use crate::client::{once_dynamodb, Aws};
 use crate::error::{code, destructive_error, sdk_error, status, Call};
 use crate::naming::{lockfile_state_key, split_lock_id, workspace_of, StateKeys};
-use aws_config::retry::RetryConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::DateTime as AwsDateTime;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
@@ -124,6 +125,41 @@ macro_rules! with_sse {
             None => $req,
         }
     };
+}
+
+/// Completes a write to the digest row of `$h` (a `DigestFix`): only if its `Digest` is
+/// still the one read (a Terraform run that wrote the state meanwhile also wrote its
+/// digest, and wins), and sent once.
+macro_rules! once_if_digest_unchanged {
+    ($req:expr, $h:expr) => {
+        $req.table_name(&$h.table)
+            .key("LockID", text(&$h.row))
+            .condition_expression("#d = :old")
+            .expression_attribute_names("#d", "Digest")
+            .expression_attribute_values(":old", text(&$h.old))
+            .customize()
+            .config_override(once_dynamodb())
+    };
+}
+
+/// A conditional write to a digest row and the words for its outcomes.
+struct DigestWrite<'a> {
+    /// `update` or `delete`: "no answer to the update of ...".
+    verb: &'static str,
+    /// `updating` or `deleting`: "updating digest row ...".
+    doing: &'static str,
+    /// What a read of the row shows once the write applied: `Some(Some(new digest))`, or
+    /// `None` (no row).
+    after: Option<Option<&'a str>>,
+    done: String,
+    /// Said when the row's condition failed.
+    conflict: String,
+    /// What a second read shows when the write did not apply.
+    unchanged: &'static str,
+    /// What a second read shows when someone else wrote the row.
+    other: &'static str,
+    /// What `tflock doctor` would tell, when the second read failed.
+    check: &'static str,
 }
 
 /// An object as read: its identity now.
@@ -289,10 +325,6 @@ fn text(s: &str) -> AttributeValue {
     AttributeValue::S(s.to_string())
 }
 
-fn no_retry_ddb() -> aws_sdk_dynamodb::config::Builder {
-    aws_sdk_dynamodb::config::Builder::default().retry_config(RetryConfig::disabled())
-}
-
 impl Doctor {
     /// The doctor of a `dynamodb://` target.
     pub(crate) fn for_table(target: &Target, aws: &Aws) -> Result<Doctor, Error> {
@@ -321,9 +353,40 @@ impl Doctor {
             Ok(k) => (k, None),
             Err(e) => (None, Some(e.message().to_string())),
         };
+        let place = Place::Table {
+            table: target.host.clone(),
+            ddb: aws.dynamodb_client(),
+            ddb_endpoint: aws.dynamodb.shown.clone(),
+            prefix,
+            scope,
+        };
+        Ok(Doctor::new(target, aws, place, sse, sse_error))
+    }
+
+    /// The doctor of an `s3://` target.
+    pub(crate) fn for_bucket(target: &Target, aws: &Aws) -> Result<Doctor, Error> {
+        let place = Place::Bucket {
+            bucket: target.host.clone(),
+            prefix: target.path.clone(),
+            keys: target
+                .param("key")
+                .map(|k| StateKeys::new(k, target.param("workspace_key_prefix"))),
+        };
+        Ok(Doctor::new(target, aws, place, None, None))
+    }
+
+    /// The doctor of `place`, reading its state objects with `sse` (or saying
+    /// `sse_error` when it runs).
+    fn new(
+        target: &Target,
+        aws: &Aws,
+        place: Place,
+        sse: Option<SseKey>,
+        sse_error: Option<String>,
+    ) -> Doctor {
         // The state objects may live behind another endpoint than the table
         // (`?s3_endpoint=`, `AWS_ENDPOINT_URL_S3`): the loaded configuration knows it.
-        Ok(Doctor {
+        Doctor {
             target: target.url.clone(),
             region: aws.region().to_string(),
             s3: S3 {
@@ -332,57 +395,21 @@ impl Doctor {
                 sse,
                 sse_error,
             },
-            place: Place::Table {
-                table: target.host.clone(),
-                ddb: aws.dynamodb_client(),
-                ddb_endpoint: aws.dynamodb.shown.clone(),
-                prefix,
-                scope,
-            },
-        })
-    }
-
-    /// The doctor of an `s3://` target.
-    pub(crate) fn for_bucket(target: &Target, aws: &Aws) -> Result<Doctor, Error> {
-        Ok(Doctor {
-            target: target.url.clone(),
-            region: aws.region().to_string(),
-            s3: S3 {
-                client: aws.s3_client(),
-                endpoint: aws.s3.shown.clone(),
-                sse: None,
-                sse_error: None,
-            },
-            place: Place::Bucket {
-                bucket: target.host.clone(),
-                prefix: target.path.clone(),
-                keys: target
-                    .param("key")
-                    .map(|k| StateKeys::new(k, target.param("workspace_key_prefix"))),
-            },
-        })
+            place,
+        }
     }
 
     fn s3_call(&self, action: String) -> Call<'_> {
-        Call {
-            target: &self.target,
+        Call::new(
+            &self.target,
+            &self.region,
+            self.s3.endpoint.as_deref(),
             action,
-            region: &self.region,
-            endpoint: self.s3.endpoint.as_deref(),
-        }
+        )
     }
 
     fn ddb_call(&self, action: String) -> Call<'_> {
-        let endpoint = match &self.place {
-            Place::Table { ddb_endpoint, .. } => ddb_endpoint.as_deref(),
-            Place::Bucket { .. } => None,
-        };
-        Call {
-            target: &self.target,
-            action,
-            region: &self.region,
-            endpoint,
-        }
+        Call::new(&self.target, &self.region, self.ddb_endpoint(), action)
     }
 
     pub(crate) async fn diagnose(&self) -> Result<Vec<Finding>, Error> {
@@ -823,26 +850,27 @@ impl Doctor {
         }
     }
 
-    fn update_command(&self, r: &DigestRow, new: &str) -> String {
+    /// The `aws dynamodb` command that sets the Digest of row `r` to `new`, or deletes
+    /// the row (`None`), only if its Digest is still the one read.
+    fn digest_command(&self, r: &DigestRow, new: Option<&str>) -> String {
         let key = serde_json::json!({"LockID": {"S": r.row}}).to_string();
-        let values = serde_json::json!({":new": {"S": new}, ":old": {"S": r.digest}}).to_string();
+        let (verb, update, values) = match new {
+            Some(new) => (
+                "update-item",
+                " --update-expression 'SET Digest = :new'",
+                serde_json::json!({":new": {"S": new}, ":old": {"S": r.digest}}),
+            ),
+            None => (
+                "delete-item",
+                "",
+                serde_json::json!({":old": {"S": r.digest}}),
+            ),
+        };
         format!(
-            "aws dynamodb update-item --table-name {} --key {} --update-expression 'SET Digest = :new' --condition-expression 'Digest = :old' --expression-attribute-values {}{}",
+            "aws dynamodb {verb} --table-name {} --key {}{update} --condition-expression 'Digest = :old' --expression-attribute-values {}{}",
             shell_quote(self.table()),
             shell_quote(&key),
-            shell_quote(&values),
-            self.cli_args(self.ddb_endpoint())
-        )
-    }
-
-    fn delete_command(&self, r: &DigestRow) -> String {
-        let key = serde_json::json!({"LockID": {"S": r.row}}).to_string();
-        let values = serde_json::json!({":old": {"S": r.digest}}).to_string();
-        format!(
-            "aws dynamodb delete-item --table-name {} --key {} --condition-expression 'Digest = :old' --expression-attribute-values {}{}",
-            shell_quote(self.table()),
-            shell_quote(&key),
-            shell_quote(&values),
+            shell_quote(&values.to_string()),
             self.cli_args(self.ddb_endpoint())
         )
     }
@@ -977,12 +1005,7 @@ impl Doctor {
         evidence.push((
             "version matching the stored digest".to_string(),
             match (&matched, &versions) {
-                (Some((v, info)), _) => format!(
-                    "{} (written {}, {})",
-                    v.id,
-                    when(v.modified),
-                    info.describe()
-                ),
+                (Some((v, info)), _) => v.describe(info),
                 (None, Ok(v)) if !v.versioned() => {
                     "none: versioning is off, so S3 kept no earlier content".into()
                 }
@@ -1022,7 +1045,7 @@ impl Doctor {
             ),
         } + "; every plan fails with \"state data in S3 does not have the expected content\"";
 
-        let update = self.update_command(r, md5);
+        let update = self.digest_command(r, Some(md5));
         let restore = matched
             .as_ref()
             .map(|(v, _)| self.restore_command(r, &v.id));
@@ -1066,18 +1089,11 @@ impl Doctor {
                         .map(|v| format!(", version {v}"))
                         .unwrap_or_default()
                 ),
-                Handle::new(
-                    &self.target,
-                    DigestFix {
-                        table: self.table().to_string(),
-                        row: r.row.clone(),
-                        old: r.digest.clone(),
-                        bucket: r.bucket.clone(),
-                        key: r.key.clone(),
-                        action: DigestAction::Set {
-                            new: md5.to_string(),
-                            seen,
-                        },
+                self.digest_fix(
+                    r,
+                    DigestAction::Set {
+                        new: md5.to_string(),
+                        seen,
                     },
                 ),
             )
@@ -1129,16 +1145,11 @@ impl Doctor {
         if let Some((v, info)) = &matched {
             evidence.push((
                 "version matching the stored digest".into(),
-                format!(
-                    "{} (written {}, {})",
-                    v.id,
-                    when(v.modified),
-                    info.describe()
-                ),
+                v.describe(info),
             ));
         }
         evidence.push(("lock".into(), Self::lock_evidence(&held)));
-        let delete = self.delete_command(r);
+        let delete = self.digest_command(r, None);
         let advice = match &matched {
             Some((v, _)) => format!(
                 "S3 still has the state Terraform last wrote (version {}). If the state was removed by mistake, restore it:\n{}\nOnly if the workspace's state is meant to be gone, remove the digest row (tflock doctor --fix does not while a version can be restored); Terraform then starts this workspace from an EMPTY state:\n{delete}",
@@ -1158,17 +1169,7 @@ impl Doctor {
                     if empty.is_some() { "is empty" } else { "does not exist" },
                     self.workspace(&r.key).as_deref().unwrap_or("?")
                 ),
-                Handle::new(
-                    &self.target,
-                    DigestFix {
-                        table: self.table().to_string(),
-                        row: r.row.clone(),
-                        old: r.digest.clone(),
-                        bucket: r.bucket.clone(),
-                        key: r.key.clone(),
-                        action: DigestAction::Delete { seen: empty.clone() },
-                    },
-                ),
+                self.digest_fix(r, DigestAction::Delete { seen: empty.clone() }),
             )
         });
         Ok(self.finding(
@@ -1183,6 +1184,21 @@ impl Doctor {
             advice,
             fix,
         ))
+    }
+
+    /// The handle of a fix to digest row `r`: what `repair` compares on.
+    fn digest_fix(&self, r: &DigestRow, action: DigestAction) -> Handle {
+        Handle::new(
+            &self.target,
+            DigestFix {
+                table: self.table().to_string(),
+                row: r.row.clone(),
+                old: r.digest.clone(),
+                bucket: r.bucket.clone(),
+                key: r.key.clone(),
+                action,
+            },
+        )
     }
 
     // ------------------------------------------------------------ repairs
@@ -1265,65 +1281,26 @@ impl Doctor {
         self.refuse_if_locked(h).await?;
         let row = self.row_url(&h.row);
         let done = format!("set Digest of {row} from {} to {new}", h.old);
-        // Only if the digest is still the one read: a Terraform run that wrote the state
-        // meanwhile also wrote its digest, and wins. Sent once.
-        let sent = self
+        let set = self
             .ddb()?
             .update_item()
-            .table_name(&h.table)
-            .key("LockID", text(&h.row))
             .update_expression("SET #d = :new")
-            .condition_expression("#d = :old")
-            .expression_attribute_names("#d", "Digest")
-            .expression_attribute_values(":new", text(new))
-            .expression_attribute_values(":old", text(&h.old))
-            .customize()
-            .config_override(no_retry_ddb())
-            .send()
-            .await;
-        match sent {
-            Ok(_) => Ok(Repaired { done: vec![done] }),
-            Err(e) if code(&e).as_deref() == Some("ConditionalCheckFailedException") => Err(self
-                .changed(format!(
-                    "the digest row {row} changed since it was checked (it is no longer {})",
-                    h.old
-                ))),
-            Err(e) => {
-                let err =
-                    destructive_error(&self.ddb_call(format!("updating digest row {}", h.row)), &e);
-                if err.kind() != Kind::OutcomeUnknown {
-                    return Err(err);
-                }
-                // The reply was lost: read again instead of sending it again.
-                match self.digest_now(h).await {
-                    Ok(Some(Some(d))) if d == new => Ok(Repaired {
-                        done: vec![format!(
-                            "{done} (the reply was lost; a second read confirmed it)"
-                        )],
-                    }),
-                    Ok(Some(Some(d))) if d == h.old => Err(Error::backend(
-                        &self.target,
-                        format!(
-                            "no answer to the update of {row} ({}); a second read shows the digest unchanged",
-                            err.message()
-                        ),
-                    )
-                    .with_hint("nothing was changed: run the same command again")),
-                    Ok(_) => Err(self.changed(format!(
-                        "no answer to the update of {row}, and a second read shows another digest (or none) there now"
-                    ))),
-                    Err(read) => Err(Error::outcome_unknown(
-                        &self.target,
-                        format!(
-                            "no answer to the update of {row} ({}), and reading it again failed: {}",
-                            err.message(),
-                            read.message()
-                        ),
-                    )
-                    .with_hint("run tflock doctor to see whether the digest was set")),
-                }
-            }
-        }
+            .expression_attribute_values(":new", text(new));
+        let sent = once_if_digest_unchanged!(set, h).send().await;
+        let write = DigestWrite {
+            verb: "update",
+            doing: "updating",
+            after: Some(Some(new)),
+            done,
+            conflict: format!(
+                "the digest row {row} changed since it was checked (it is no longer {})",
+                h.old
+            ),
+            unchanged: "the digest unchanged",
+            other: "another digest (or none)",
+            check: "the digest was set",
+        };
+        self.settle_digest_write(h, &row, sent, write).await
     }
 
     async fn delete_digest(&self, h: &DigestFix, seen: Option<&Head>) -> Result<Repaired, Error> {
@@ -1349,58 +1326,81 @@ impl Doctor {
         self.refuse_if_locked(h).await?;
         let row = self.row_url(&h.row);
         let done = format!("deleted digest row {row} (Digest {})", h.old);
-        let sent = self
-            .ddb()?
-            .delete_item()
-            .table_name(&h.table)
-            .key("LockID", text(&h.row))
-            .condition_expression("#d = :old")
-            .expression_attribute_names("#d", "Digest")
-            .expression_attribute_values(":old", text(&h.old))
-            .customize()
-            .config_override(no_retry_ddb())
+        let sent = once_if_digest_unchanged!(self.ddb()?.delete_item(), h)
             .send()
             .await;
-        match sent {
-            Ok(_) => Ok(Repaired { done: vec![done] }),
-            Err(e) if code(&e).as_deref() == Some("ConditionalCheckFailedException") => Err(self
-                .changed(format!(
-                    "the digest row {row} changed or was removed since it was checked"
-                ))),
-            Err(e) => {
-                let err =
-                    destructive_error(&self.ddb_call(format!("deleting digest row {}", h.row)), &e);
-                if err.kind() != Kind::OutcomeUnknown {
-                    return Err(err);
-                }
-                match self.digest_now(h).await {
-                    Ok(None) => Ok(Repaired {
-                        done: vec![format!(
-                            "{done} (the reply was lost; a second read confirmed it)"
-                        )],
-                    }),
-                    Ok(Some(Some(d))) if d == h.old => Err(Error::backend(
-                        &self.target,
-                        format!(
-                            "no answer to the delete of {row} ({}); a second read shows the row still there",
-                            err.message()
-                        ),
-                    )
-                    .with_hint("nothing was changed: run the same command again")),
-                    Ok(Some(_)) => Err(self.changed(format!(
-                        "no answer to the delete of {row}, and a second read shows another digest there now"
-                    ))),
-                    Err(read) => Err(Error::outcome_unknown(
-                        &self.target,
-                        format!(
-                            "no answer to the delete of {row} ({}), and reading it again failed: {}",
-                            err.message(),
-                            read.message()
-                        ),
-                    )
-                    .with_hint("run tflock doctor to see whether the row is gone")),
-                }
+        let write = DigestWrite {
+            verb: "delete",
+            doing: "deleting",
+            after: None,
+            done,
+            conflict: format!("the digest row {row} changed or was removed since it was checked"),
+            unchanged: "the row still there",
+            other: "another digest",
+            check: "the row is gone",
+        };
+        self.settle_digest_write(h, &row, sent, write).await
+    }
+
+    /// The outcome of a conditional write to a digest row, sent once. A lost reply is
+    /// settled by reading the row again, never by sending the write again.
+    async fn settle_digest_write<T, E>(
+        &self,
+        h: &DigestFix,
+        row: &str,
+        sent: Result<T, SdkError<E, HttpResponse>>,
+        write: DigestWrite<'_>,
+    ) -> Result<Repaired, Error>
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let DigestWrite {
+            verb,
+            doing,
+            after,
+            done,
+            conflict,
+            unchanged,
+            other,
+            check,
+        } = write;
+        let e = match sent {
+            Ok(_) => return Ok(Repaired { done: vec![done] }),
+            Err(e) if code(&e).as_deref() == Some("ConditionalCheckFailedException") => {
+                return Err(self.changed(conflict))
             }
+            Err(e) => e,
+        };
+        let err = destructive_error(&self.ddb_call(format!("{doing} digest row {}", h.row)), &e);
+        if err.kind() != Kind::OutcomeUnknown {
+            return Err(err);
+        }
+        match self.digest_now(h).await {
+            Ok(now) if now.as_ref().map(|d| d.as_deref()) == after => Ok(Repaired {
+                done: vec![format!(
+                    "{done} (the reply was lost; a second read confirmed it)"
+                )],
+            }),
+            Ok(Some(Some(d))) if d == h.old => Err(Error::backend(
+                &self.target,
+                format!(
+                    "no answer to the {verb} of {row} ({}); a second read shows {unchanged}",
+                    err.message()
+                ),
+            )
+            .with_hint("nothing was changed: run the same command again")),
+            Ok(_) => Err(self.changed(format!(
+                "no answer to the {verb} of {row}, and a second read shows {other} there now"
+            ))),
+            Err(read) => Err(Error::outcome_unknown(
+                &self.target,
+                format!(
+                    "no answer to the {verb} of {row} ({}), and reading it again failed: {}",
+                    err.message(),
+                    read.message()
+                ),
+            )
+            .with_hint(format!("run tflock doctor to see whether {check}"))),
         }
     }
 
@@ -1548,6 +1548,18 @@ struct Version {
     etag: String,
     size: i64,
     modified: Option<DateTime<Utc>>,
+}
+
+impl Version {
+    /// `<id> (written <when>, <what its state says>)`, for evidence.
+    fn describe(&self, state: &StateInfo) -> String {
+        format!(
+            "{} (written {}, {})",
+            self.id,
+            when(self.modified),
+            state.describe()
+        )
+    }
 }
 
 #[derive(Debug, Default)]

@@ -10,12 +10,11 @@
 //! Terraform finds them, and their rows are read by key with `BatchGetItem` (100 keys a
 //! call). A table of any size then costs one listing and one read per 100 workspaces.
 
-use crate::client::Aws;
-use crate::error::{code, destructive_error, sdk_error, status, Call};
+use crate::client::{once_dynamodb, Aws};
+use crate::error::{code, deleted, sdk_error, status, Call};
 use crate::naming::{split_lock_id, workspace_of, StateKeys};
 use crate::s3::Bucket;
 use async_trait::async_trait;
-use aws_config::retry::RetryConfig;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use aws_sdk_dynamodb::Client;
 use std::collections::HashMap;
@@ -135,12 +134,7 @@ impl DynamoStore {
     }
 
     fn call(&self, action: String) -> Call<'_> {
-        Call {
-            target: &self.target,
-            action,
-            region: &self.region,
-            endpoint: self.endpoint.as_deref(),
-        }
+        Call::new(&self.target, &self.region, self.endpoint.as_deref(), action)
     }
 
     fn location(&self, lock_id: &str) -> String {
@@ -365,35 +359,21 @@ impl LockStore for DynamoStore {
             .expression_attribute_names("#info", "Info")
             .expression_attribute_values(":info", AttributeValue::S(expected.clone()))
             .customize()
-            .config_override(
-                aws_sdk_dynamodb::config::Builder::default().retry_config(RetryConfig::disabled()),
-            )
+            .config_override(once_dynamodb())
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(Broken {
-                removed: vec![format!(
-                    "DynamoDB item LockID={lock_id} in table {}",
-                    self.table
-                )],
-                ..Broken::default()
-            }),
+        deleted(
+            result,
             // DynamoDB says ConditionalCheckFailedException; a proxy or compatible store
             // may only say 412: both mean the condition on Info did not hold.
-            Err(e)
-                if code(&e).as_deref() == Some("ConditionalCheckFailedException")
-                    || status(&e) == Some(412) =>
-            {
-                Err(Error::changed(
-                    &self.target,
-                    format!("row {lock_id} was removed or re-taken since it was read"),
-                ))
-            }
-            Err(e) => Err(destructive_error(
-                &self.call(format!("deleting row {lock_id} from table {}", self.table)),
-                &e,
-            )),
-        }
+            |e| {
+                code(e).as_deref() == Some("ConditionalCheckFailedException")
+                    || status(e) == Some(412)
+            },
+            &format!("row {lock_id}"),
+            format!("DynamoDB item LockID={lock_id} in table {}", self.table),
+            &self.call(format!("deleting row {lock_id} from table {}", self.table)),
+        )
     }
 
     async fn diagnose(&self) -> Result<Vec<tflock_core::Finding>, Error> {

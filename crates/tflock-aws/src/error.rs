@@ -3,9 +3,9 @@
 
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
-use tflock_core::error::{one_line, source_chain};
+use tflock_core::error::{may_have_applied, one_line, source_chain};
 use tflock_core::text::escape_control;
-use tflock_core::{Error, Kind};
+use tflock_core::{Broken, Error, Kind};
 
 /// What a failed call was doing, for the message: `"listing bucket b"`.
 pub(crate) struct Call<'a> {
@@ -14,6 +14,23 @@ pub(crate) struct Call<'a> {
     pub region: &'a str,
     /// The custom endpoint in use, if any (named when it cannot be reached).
     pub endpoint: Option<&'a str>,
+}
+
+impl<'a> Call<'a> {
+    /// `action` on `target`, through `endpoint` (`None`: AWS's own) in `region`.
+    pub fn new(
+        target: &'a str,
+        region: &'a str,
+        endpoint: Option<&'a str>,
+        action: String,
+    ) -> Self {
+        Call {
+            target,
+            action,
+            region,
+            endpoint,
+        }
+    }
 }
 
 /// Credentials, resolved at the first request, that no AWS service could accept (a
@@ -134,10 +151,7 @@ where
     let e = sdk_error(call, err);
     let applied_nothing = e.kind() == Kind::Usage
         || match err {
-            SdkError::ServiceError(_) => {
-                let s = status(err).unwrap_or(500);
-                s < 500 || s == 503
-            }
+            SdkError::ServiceError(_) => !may_have_applied(status(err).unwrap_or(500)),
             // The request could not be built or signed: nothing left the process.
             SdkError::ConstructionFailure(_) => true,
             // A connection that was refused or never made carried nothing.
@@ -146,10 +160,32 @@ where
             }
             _ => false,
         };
-    if applied_nothing {
-        e
-    } else {
-        e.with_kind(Kind::OutcomeUnknown)
+    e.unknown_if(!applied_nothing)
+}
+
+/// The outcome of a compare-and-delete sent once: `removed` when it was applied;
+/// `Changed` when the service says the condition failed (`what` was removed or re-taken
+/// since it was read); otherwise the destructive request's error, for `call`.
+pub(crate) fn deleted<T, E>(
+    sent: Result<T, SdkError<E, HttpResponse>>,
+    condition_failed: impl FnOnce(&SdkError<E, HttpResponse>) -> bool,
+    what: &str,
+    removed: String,
+    call: &Call<'_>,
+) -> Result<Broken, Error>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match sent {
+        Ok(_) => Ok(Broken {
+            removed: vec![removed],
+            ..Broken::default()
+        }),
+        Err(e) if condition_failed(&e) => Err(Error::changed(
+            call.target,
+            format!("{what} was removed or re-taken since it was read"),
+        )),
+        Err(e) => Err(destructive_error(call, &e)),
     }
 }
 

@@ -10,13 +10,15 @@
 //! `If-Match` on the ETag that was listed, once: a store that ignores `If-Match` is still
 //! guarded by the re-check, and says so.
 
-use crate::client::Aws;
-use crate::error::{code, destructive_error, sdk_error, status, Call};
+use crate::client::{once_s3, Aws};
+use crate::error::{code, deleted, sdk_error, status, Call};
 use crate::naming::{
     lockfile_state_key, workspace_of, StateKeys, LOCKFILE_SUFFIX, WORKSPACE_PREFIX,
 };
 use async_trait::async_trait;
-use aws_config::retry::RetryConfig;
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::SdkError;
+use aws_sdk_s3::operation::delete_object::{DeleteObjectError, DeleteObjectOutput};
 use aws_sdk_s3::primitives::DateTime as AwsDateTime;
 use aws_sdk_s3::Client;
 use chrono::{DateTime, Utc};
@@ -44,8 +46,6 @@ pub(crate) struct S3Store {
     objects: Bucket,
     /// One backend configuration's states (discovery, `?key=`): only its lockfiles.
     keys: Option<StateKeys>,
-    region: String,
-    endpoint: Option<String>,
     /// Not AWS itself: whether it honours `If-Match` on DELETE must be found out.
     custom_endpoint: bool,
     /// The probe's verdict and the status it saw, found out once.
@@ -76,12 +76,7 @@ impl Bucket {
     }
 
     fn call(&self, action: String) -> Call<'_> {
-        Call {
-            target: &self.target,
-            action,
-            region: &self.region,
-            endpoint: self.endpoint.as_deref(),
-        }
+        Call::new(&self.target, &self.region, self.endpoint.as_deref(), action)
     }
 
     /// `ListObjectsV2` under `prefix`, one page (up to 1000 keys) at a time: the next page
@@ -216,8 +211,6 @@ impl S3Store {
             prefix: target.path.clone(),
             objects: Bucket::new(&target.url, &target.host, aws),
             keys,
-            region: aws.region().to_string(),
-            endpoint: aws.s3.shown.clone(),
             custom_endpoint: aws.s3.custom,
             if_match_honoured: OnceCell::new(),
             concurrency: opts.concurrency,
@@ -225,12 +218,7 @@ impl S3Store {
     }
 
     fn call(&self, action: String) -> Call<'_> {
-        Call {
-            target: &self.target,
-            action,
-            region: &self.region,
-            endpoint: self.endpoint.as_deref(),
-        }
+        self.objects.call(action)
     }
 
     fn location(&self, key: &str) -> String {
@@ -398,6 +386,24 @@ impl S3Store {
         }
     }
 
+    /// `DeleteObject` of `key` with `If-Match: etag`, sent once.
+    async fn delete_if_match(
+        &self,
+        key: &str,
+        etag: &str,
+    ) -> Result<DeleteObjectOutput, SdkError<DeleteObjectError, HttpResponse>> {
+        self.objects
+            .client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .if_match(etag)
+            .customize()
+            .config_override(once_s3())
+            .send()
+            .await
+    }
+
     /// Sends `DeleteObject` with `If-Match: "tflock-probe"` for a key that cannot exist:
     /// a store that honours the precondition answers 412 (AWS, MinIO) or 404 (moto: it
     /// looked for the object before deleting), one that ignores it answers 204 as S3 does
@@ -414,17 +420,7 @@ impl S3Store {
             std::process::id()
         );
         let sent = self
-            .objects
-            .client
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(&key)
-            .if_match("\"tflock-if-match-probe\"")
-            .customize()
-            .config_override(
-                aws_sdk_s3::config::Builder::default().retry_config(RetryConfig::disabled()),
-            )
-            .send()
+            .delete_if_match(&key, "\"tflock-if-match-probe\"")
             .await;
         match sent {
             Ok(_) => Ok((false, 204)),
@@ -434,7 +430,7 @@ impl S3Store {
             Err(e) => Err(sdk_error(
                 &self.call(format!(
                     "checking whether {} honours If-Match on DELETE",
-                    self.endpoint.as_deref().unwrap_or("the endpoint")
+                    self.objects.endpoint.as_deref().unwrap_or("the endpoint")
                 )),
                 &e,
             )),
@@ -486,7 +482,7 @@ impl LockStore for S3Store {
                 warning: Some(format!(
                     "{}: the S3 endpoint {} ignores If-Match on DELETE: a break is only guarded by re-reading the lockfile's ETag right before deleting it",
                     self.target,
-                    self.endpoint.as_deref().unwrap_or("?")
+                    self.objects.endpoint.as_deref().unwrap_or("?")
                 )),
             }
         })
@@ -519,42 +515,18 @@ impl LockStore for S3Store {
             Some(_) => {}
         }
         // Delete only the exact object that was read: a re-taken lockfile has a new ETag
-        // and the delete fails with 412; a vanished one with 404. Sent once: a retry after
-        // a lost reply would fail its precondition and be misreported as a change.
-        let result = self
-            .objects
-            .client
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(&h.key)
-            .if_match(etag)
-            .customize()
-            .config_override(
-                aws_sdk_s3::config::Builder::default().retry_config(RetryConfig::disabled()),
-            )
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(Broken {
-                removed: vec![format!("S3 object {location}")],
-                ..Broken::default()
-            }),
-            Err(e)
-                if matches!(
-                    code(&e).as_deref(),
-                    Some("PreconditionFailed" | "NoSuchKey")
-                ) || matches!(status(&e), Some(404 | 412)) =>
-            {
-                Err(Error::changed(
-                    &self.target,
-                    format!("{location} was removed or re-taken since it was read"),
-                ))
-            }
-            Err(e) => Err(destructive_error(
-                &self.call(format!("deleting {location}")),
-                &e,
-            )),
-        }
+        // and the delete fails with 412; a vanished one with 404.
+        let result = self.delete_if_match(&h.key, etag).await;
+        deleted(
+            result,
+            |e| {
+                matches!(code(e).as_deref(), Some("PreconditionFailed" | "NoSuchKey"))
+                    || matches!(status(e), Some(404 | 412))
+            },
+            &location,
+            format!("S3 object {location}"),
+            &self.call(format!("deleting {location}")),
+        )
     }
 
     async fn diagnose(&self) -> Result<Vec<tflock_core::Finding>, Error> {

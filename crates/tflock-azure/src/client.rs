@@ -2,7 +2,7 @@
 //! used for listing and per-blob clients sharing the same transport, retry budget and
 //! credential.
 
-mod transport;
+pub(crate) mod transport;
 
 use crate::auth::shared_key::SharedKeyPolicy;
 use crate::auth::{self, Auth};

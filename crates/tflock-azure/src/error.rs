@@ -2,7 +2,7 @@
 //! code, and what to do about it.
 
 use azure_core::error::ErrorKind;
-use tflock_core::error::root_cause;
+use tflock_core::error::{may_have_applied, root_cause};
 use tflock_core::redact;
 use tflock_core::{Error, Kind};
 
@@ -129,7 +129,7 @@ pub(crate) fn destructive(
 ) -> Error {
     let err = storage(target, what, e, redact);
     match status_of(e) {
-        Some(s) if s < 500 || s == 503 => err,
+        Some(s) if !may_have_applied(s) => err,
         _ if matches!(e.kind(), ErrorKind::Credential) => err,
         _ => err.with_kind(Kind::OutcomeUnknown),
     }

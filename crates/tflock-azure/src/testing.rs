@@ -13,6 +13,7 @@ use azure_storage_blob::models::{
     BlobContainerClientListBlobsOptions, BlockBlobClientUploadOptions, LeaseStatus,
     ListBlobsIncludeItem,
 };
+use azure_storage_blob::BlobClient;
 use futures::TryStreamExt;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
@@ -24,6 +25,30 @@ fn msg(what: &str, e: &azure_core::Error) -> String {
         Some(code) => format!("{what}: {code}"),
         None => format!("{what}: {e}"),
     }
+}
+
+/// Metadata pairs as the SDK takes them.
+fn owned(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// A read that succeeds only while lease `id` holds.
+fn read_under(id: &str) -> Option<BlobClientGetPropertiesOptions<'static>> {
+    Some(BlobClientGetPropertiesOptions {
+        lease_id: Some(id.to_string()),
+        ..Default::default()
+    })
+}
+
+/// A metadata write under lease `id` (a leased blob takes no other).
+fn write_under(id: &str) -> Option<BlobClientSetMetadataOptions<'static>> {
+    Some(BlobClientSetMetadataOptions {
+        lease_id: Some(id.to_string()),
+        ..Default::default()
+    })
 }
 
 /// A direct client for one `azblob://` target.
@@ -48,6 +73,11 @@ impl Harness {
         })
     }
 
+    /// A client of `blob` (read requests retried, as a test wants).
+    fn blob(&self, blob: &str) -> Result<BlobClient, String> {
+        self.clients.blob(blob, false).map_err(|e| e.to_string())
+    }
+
     pub async fn create_container(&self) -> Result<(), String> {
         match self.clients.container_client.create(None).await {
             Ok(_) => Ok(()),
@@ -63,11 +93,8 @@ impl Harness {
         content: &[u8],
         metadata: &[(&str, &str)],
     ) -> Result<(), String> {
-        let client = self.clients.blob(blob, false).map_err(|e| e.to_string())?;
-        let metadata: HashMap<String, String> = metadata
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let client = self.blob(blob)?;
+        let metadata = owned(metadata);
         client
             .upload(
                 RequestContent::from(content.to_vec()),
@@ -86,7 +113,7 @@ impl Harness {
     /// infinite lease proposing `info.ID`, then add `terraformlockid` to the metadata
     /// read under the lease. Returns the lease id (= lock ID).
     pub async fn lock_like_terraform(&self, blob: &str, info: &LockInfo) -> Result<String, String> {
-        let client = self.clients.blob(blob, false).map_err(|e| e.to_string())?;
+        let client = self.blob(blob)?;
         match client.get_properties(None).await {
             Ok(p) => {
                 if p.lease_status().ok().flatten() == Some(LeaseStatus::Locked) {
@@ -118,23 +145,14 @@ impl Harness {
 
     /// Terraform's `Unlock`: remove `terraformlockid` under the lease, then release it.
     pub async fn unlock_like_terraform(&self, blob: &str, id: &str) -> Result<(), String> {
-        let client = self.clients.blob(blob, false).map_err(|e| e.to_string())?;
+        let client = self.blob(blob)?;
         let props = client
-            .get_properties(Some(BlobClientGetPropertiesOptions {
-                lease_id: Some(id.to_string()),
-                ..Default::default()
-            }))
+            .get_properties(read_under(id))
             .await
             .map_err(|e| msg(&format!("reading {blob}"), &e))?;
         let metadata = props.metadata().map_err(|e| e.to_string())?;
         client
-            .set_metadata(
-                &naming::other_metadata(&metadata),
-                Some(BlobClientSetMetadataOptions {
-                    lease_id: Some(id.to_string()),
-                    ..Default::default()
-                }),
-            )
+            .set_metadata(&naming::other_metadata(&metadata), write_under(id))
             .await
             .map_err(|e| msg(&format!("clearing the lock on {blob}"), &e))?;
         client
@@ -153,40 +171,18 @@ impl Harness {
         lease_id: &str,
         lock_value: Option<&str>,
     ) -> Result<(), String> {
-        let client = self.clients.blob(blob, false).map_err(|e| e.to_string())?;
-        if client.get_properties(None).await.is_err() {
-            self.put_state(blob, b"", &[]).await?;
-        }
-        client
-            .acquire_lease(
-                -1,
-                Some(BlobClientAcquireLeaseOptions {
-                    proposed_lease_id: Some(lease_id.to_string()),
-                    ..Default::default()
-                }),
-            )
-            .await
-            .map_err(|e| msg(&format!("acquiring a lease on {blob}"), &e))?;
+        let client = self.acquire(blob, lease_id, -1).await?;
         let Some(value) = lock_value else {
             return Ok(());
         };
         let props = client
-            .get_properties(Some(BlobClientGetPropertiesOptions {
-                lease_id: Some(lease_id.to_string()),
-                ..Default::default()
-            }))
+            .get_properties(read_under(lease_id))
             .await
             .map_err(|e| msg(&format!("reading {blob}"), &e))?;
         let mut metadata = naming::other_metadata(&props.metadata().map_err(|e| e.to_string())?);
         metadata.insert(LOCK_KEY.to_string(), value.to_string());
         client
-            .set_metadata(
-                &metadata,
-                Some(BlobClientSetMetadataOptions {
-                    lease_id: Some(lease_id.to_string()),
-                    ..Default::default()
-                }),
-            )
+            .set_metadata(&metadata, write_under(lease_id))
             .await
             .map_err(|e| msg(&format!("writing the lock metadata on {blob}"), &e))?;
         Ok(())
@@ -195,14 +191,8 @@ impl Harness {
     /// Whether `blob`'s active lease is `lease_id` (the service answers a read conditioned
     /// on a lease id only when that lease holds).
     pub async fn holds(&self, blob: &str, lease_id: &str) -> Result<bool, String> {
-        let client = self.clients.blob(blob, false).map_err(|e| e.to_string())?;
-        match client
-            .get_properties(Some(BlobClientGetPropertiesOptions {
-                lease_id: Some(lease_id.to_string()),
-                ..Default::default()
-            }))
-            .await
-        {
+        let client = self.blob(blob)?;
+        match client.get_properties(read_under(lease_id)).await {
             Ok(_) => Ok(true),
             Err(e) if matches!(e.http_status().map(u16::from), Some(409 | 412)) => Ok(false),
             Err(e) => Err(msg(&format!("reading {blob}"), &e)),
@@ -211,7 +201,7 @@ impl Harness {
 
     /// Breaks whatever lease `blob` has, at once (`az storage blob lease break`).
     pub async fn break_lease(&self, blob: &str) -> Result<(), String> {
-        let client = self.clients.blob(blob, false).map_err(|e| e.to_string())?;
+        let client = self.blob(blob)?;
         client
             .break_lease(Some(BlobClientBreakLeaseOptions {
                 break_period: Some(0),
@@ -225,7 +215,19 @@ impl Harness {
     /// A lease of `seconds` (15-60) on `blob` (created empty if missing), without any
     /// metadata: another tool's lease, as a backup or copy job takes it.
     pub async fn lease_for(&self, blob: &str, lease_id: &str, seconds: i32) -> Result<(), String> {
-        let client = self.clients.blob(blob, false).map_err(|e| e.to_string())?;
+        self.acquire(blob, lease_id, seconds).await?;
+        Ok(())
+    }
+
+    /// Acquires lease `lease_id` for `seconds` (-1: infinite) on `blob`, created empty if
+    /// missing; returns the blob's client.
+    async fn acquire(
+        &self,
+        blob: &str,
+        lease_id: &str,
+        seconds: i32,
+    ) -> Result<BlobClient, String> {
+        let client = self.blob(blob)?;
         if client.get_properties(None).await.is_err() {
             self.put_state(blob, b"", &[]).await?;
         }
@@ -239,13 +241,13 @@ impl Harness {
             )
             .await
             .map_err(|e| msg(&format!("acquiring a lease on {blob}"), &e))?;
-        Ok(())
+        Ok(client)
     }
 
     /// The lock on `blob` right now: `Some(LockInfo.ID)` when leased with decodable
     /// metadata, `Some("leased")` when leased without it, `None` when not leased or missing.
     pub async fn current(&self, blob: &str) -> Result<Option<String>, String> {
-        let client = self.clients.blob(blob, false).map_err(|e| e.to_string())?;
+        let client = self.blob(blob)?;
         let props = match client.get_properties(None).await {
             Ok(p) => p,
             Err(e) if e.http_status().map(u16::from) == Some(404) => return Ok(None),
@@ -264,13 +266,9 @@ impl Harness {
 
     /// Replaces the metadata of an unleased blob (an operator tagging the state blob).
     pub async fn set_metadata(&self, blob: &str, metadata: &[(&str, &str)]) -> Result<(), String> {
-        let client = self.clients.blob(blob, false).map_err(|e| e.to_string())?;
-        let metadata: HashMap<String, String> = metadata
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let client = self.blob(blob)?;
         client
-            .set_metadata(&metadata, None)
+            .set_metadata(&owned(metadata), None)
             .await
             .map_err(|e| msg(&format!("setting metadata on {blob}"), &e))?;
         Ok(())
@@ -278,7 +276,7 @@ impl Harness {
 
     /// The blob's metadata, keys lowercased.
     pub async fn metadata(&self, blob: &str) -> Result<BTreeMap<String, String>, String> {
-        let client = self.clients.blob(blob, false).map_err(|e| e.to_string())?;
+        let client = self.blob(blob)?;
         let props = client
             .get_properties(None)
             .await
@@ -312,7 +310,7 @@ impl Harness {
                 let content = if props.content_length.unwrap_or(0) == 0 {
                     Vec::new()
                 } else {
-                    let client = self.clients.blob(&name, false).map_err(|e| e.to_string())?;
+                    let client = self.blob(&name)?;
                     let rsp = client
                         .download(None)
                         .await

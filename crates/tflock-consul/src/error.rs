@@ -90,21 +90,17 @@ pub fn transport(conn: &Conn, what: &str, e: &reqwest::Error, write: bool) -> Er
         .at(&conn.target)
         .with_hint("check the address (the backend's address, CONSUL_HTTP_ADDR), the scheme and the network");
     }
-    let err = Error::new(
+    Error::new(
         Kind::Backend,
         format!("{what} failed: no answer from {} ({cause})", conn.server()),
     )
     .at(&conn.target)
-    .with_hint("check the network and the Consul agent");
-    if write {
-        err.with_kind(Kind::OutcomeUnknown)
-    } else {
-        err
-    }
+    .with_hint("check the network and the Consul agent")
+    .unknown_if(write)
 }
 
 pub fn timed_out(conn: &Conn, what: &str, write: bool) -> Error {
-    let err = Error::new(
+    Error::new(
         Kind::Timeout,
         format!(
             "{what} failed: no answer from {} within {}s",
@@ -113,10 +109,6 @@ pub fn timed_out(conn: &Conn, what: &str, write: bool) -> Error {
         ),
     )
     .at(&conn.target)
-    .with_hint("check the address and the network, or raise --request-timeout");
-    if write {
-        err.with_kind(Kind::OutcomeUnknown)
-    } else {
-        err
-    }
+    .with_hint("check the address and the network, or raise --request-timeout")
+    .unknown_if(write)
 }

@@ -19,7 +19,8 @@ use chrono::Utc;
 use reqwest::Method;
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use tflock_core::{Backend, BreakOptions, Broken, Error, Handle, Kind, Lock, LockStore, Presence};
+use tflock_core::error::may_have_applied;
+use tflock_core::{Backend, BreakOptions, Broken, Error, Handle, Lock, LockStore, Presence};
 
 /// The backend name of consul locks.
 pub const CONSUL: Backend = Backend::new("consul");
@@ -428,14 +429,8 @@ impl LockStore for ConsulStore {
                         describe(&reply)
                     ),
                 ),
-                s => {
-                    let err = status_error(&self.conn, &what, &reply, BREAK_ACL);
-                    if s >= 500 && s != 503 {
-                        err.with_kind(Kind::OutcomeUnknown)
-                    } else {
-                        err
-                    }
-                }
+                s => status_error(&self.conn, &what, &reply, BREAK_ACL)
+                    .unknown_if(may_have_applied(s)),
             });
         }
         let mut broken = Broken {

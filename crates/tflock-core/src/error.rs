@@ -63,6 +63,19 @@ pub struct Error {
     source: Option<Source>,
 }
 
+/// One `Error::<name>(target, message)` constructor per kind backends raise often, each
+/// `Error::new(kind, message).at(target)`.
+macro_rules! at_target {
+    ($($name:ident => $kind:ident),* $(,)?) => {
+        $(
+            #[doc = concat!("`Error::new(Kind::", stringify!($kind), ", message).at(target)`.")]
+            pub fn $name(target: impl Into<String>, message: impl Into<String>) -> Self {
+                Error::new(Kind::$kind, message).at(target)
+            }
+        )*
+    };
+}
+
 impl Error {
     /// An error of `kind` not tied to one target (a bad flag, a config file).
     pub fn new(kind: Kind, message: impl Into<String>) -> Self {
@@ -100,23 +113,24 @@ impl Error {
         self
     }
 
-    pub fn usage(target: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::new(Kind::Usage, message).at(target)
+    /// The same error, as `OutcomeUnknown` when the destructive request it is about
+    /// `maybe_applied` (no reply, or a [`may_have_applied`] status): it is settled by
+    /// reading again, never by sending it again.
+    pub fn unknown_if(self, maybe_applied: bool) -> Self {
+        if maybe_applied {
+            self.with_kind(Kind::OutcomeUnknown)
+        } else {
+            self
+        }
     }
-    pub fn not_found(target: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::new(Kind::NotFound, message).at(target)
-    }
-    pub fn changed(target: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::new(Kind::Changed, message).at(target)
-    }
-    pub fn refused(target: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::new(Kind::Refused, message).at(target)
-    }
-    pub fn backend(target: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::new(Kind::Backend, message).at(target)
-    }
-    pub fn outcome_unknown(target: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::new(Kind::OutcomeUnknown, message).at(target)
+
+    at_target! {
+        usage => Usage,
+        not_found => NotFound,
+        changed => Changed,
+        refused => Refused,
+        backend => Backend,
+        outcome_unknown => OutcomeUnknown,
     }
 
     pub fn kind(&self) -> Kind {
@@ -158,6 +172,12 @@ impl std::error::Error for Error {
             .as_deref()
             .map(|s| s as &(dyn std::error::Error + 'static))
     }
+}
+
+/// Whether a destructive request answered with HTTP `status` may have been applied: a
+/// 5xx other than 503 can come after the change; below 500, and 503, nothing was done.
+pub fn may_have_applied(status: u16) -> bool {
+    status >= 500 && status != 503
 }
 
 /// Collapses every run of whitespace (newlines included) to one space: errors are one line.
@@ -244,6 +264,20 @@ mod tests {
             Some(Box::new(Chain("deadline", None))),
         );
         assert_eq!(source_chain(&repeated), "timed out: deadline");
+    }
+
+    #[test]
+    fn only_an_answer_that_may_come_after_the_change_leaves_the_outcome_unknown() {
+        for status in [200, 204, 400, 404, 409, 412, 429, 499, 503] {
+            assert!(!may_have_applied(status), "{status}");
+        }
+        for status in [500, 502, 504, 599] {
+            assert!(may_have_applied(status), "{status}");
+        }
+        let e = || Error::backend("t", "HTTP 500");
+        assert_eq!(e().unknown_if(true).kind(), Kind::OutcomeUnknown);
+        assert_eq!(e().unknown_if(false).kind(), Kind::Backend);
+        assert_eq!(e().unknown_if(true).to_string(), e().to_string());
     }
 
     #[test]

@@ -12,6 +12,7 @@ use gcloud_storage::http::objects::download::Range;
 use gcloud_storage::http::objects::get::GetObjectRequest;
 use gcloud_storage::http::objects::list::ListObjectsRequest;
 use gcloud_storage::http::objects::Object;
+use tflock_core::error::may_have_applied;
 use tflock_core::{
     Backend, BreakOptions, Broken, Error, Finding, Handle, Kind, Lock, LockStore, Presence,
 };
@@ -341,7 +342,7 @@ impl LockStore for GcsStore {
                 let err = self.conn.error(&format!("deleting {location}"), &e);
                 // An answer below 500 applied nothing; no answer, or a 5xx, may have.
                 match e.status() {
-                    Some(s) if s < 500 || s == 503 => Err(err),
+                    Some(s) if !may_have_applied(s) => Err(err),
                     _ if err.kind() == Kind::Unreachable => Err(err),
                     _ => Err(err.with_kind(Kind::OutcomeUnknown)),
                 }

@@ -18,6 +18,18 @@ const MAX_BODY: usize = 4 << 20;
 /// Reads are retried at most this many times, only on 429 and 5xx.
 const READ_RETRIES: u32 = 2;
 
+/// The options [`Client::new`] reads (credentials and TLS), which every target of this
+/// crate takes.
+pub(crate) const CLIENT_OPTIONS: &[&str] = &[
+    "username",
+    "password",
+    "token",
+    "skip_cert_verification",
+    "client_ca_certificate_pem",
+    "client_certificate_pem",
+    "client_private_key_pem",
+];
+
 /// Which credentials a request carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Auth {

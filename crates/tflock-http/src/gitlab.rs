@@ -7,20 +7,21 @@
 //! Version and Path; those are never shown as the holder's.
 
 use crate::auth::{process_env, Credentials, SECRET_HINT, SECRET_OPTIONS};
-use crate::client::{origin, Auth, Client, Tls, WriteError};
+use crate::client::{origin, Auth, Client, Tls, WriteError, CLIENT_OPTIONS};
 use crate::error::Service;
 use crate::graphql::{Project, StateNode};
 use crate::naming::{
-    address_of, lock_url, parse_gitlab_address, project_url, refuse_userinfo, state_url,
-    HTTP_OPTIONS,
+    address_of, http_options, lock_url, parse_gitlab_address, project_url, refuse_userinfo,
+    state_url,
 };
 use crate::probe::{answered_id, probe, Endpoint, Probed};
 use async_trait::async_trait;
 use reqwest::Method;
 use serde_json::Value;
+use tflock_core::error::may_have_applied;
 use tflock_core::lockinfo::parse_go_time;
 use tflock_core::{
-    Backend, BreakOptions, Broken, ConnectOptions, Error, Handle, Kind, Lock, LockInfo, LockStore,
+    Backend, BreakOptions, Broken, ConnectOptions, Error, Handle, Lock, LockInfo, LockStore,
     Presence, Target,
 };
 use tokio::sync::OnceCell;
@@ -30,18 +31,9 @@ use url::Url;
 pub const GITLAB: Backend = Backend::new("gitlab");
 
 /// Options of a `gitlab://` target.
-const OPTIONS: &[&str] = &[
-    "state",
-    "scheme",
-    "probe",
-    "username",
-    "password",
-    "token",
-    "skip_cert_verification",
-    "client_ca_certificate_pem",
-    "client_certificate_pem",
-    "client_private_key_pem",
-];
+fn options() -> Vec<&'static str> {
+    [&["state", "scheme", "probe"], CLIENT_OPTIONS].concat()
+}
 
 /// What a break compares on: the state, and the holder's ID as GitLab answered it
 /// (empty when it could not be read: such a lock is never unlocked).
@@ -81,7 +73,7 @@ impl GitLabStore {
     pub fn open(target: &Target, opts: &ConnectOptions) -> Result<GitLabStore, Error> {
         refuse_userinfo(target)?;
         target.refuse_secrets_in_url(SECRET_OPTIONS, SECRET_HINT)?;
-        target.check_params(OPTIONS)?;
+        target.check_params(&options())?;
         if target.host.is_empty() {
             return Err(Error::usage(
                 &target.url,
@@ -129,7 +121,7 @@ impl GitLabStore {
             return Ok(None);
         };
         target.refuse_secrets_in_url(SECRET_OPTIONS, SECRET_HINT)?;
-        target.check_params(HTTP_OPTIONS)?;
+        target.check_params(&http_options())?;
         Self::with(target, opts, addr.base, addr.project, Some(addr.state)).map(Some)
     }
 
@@ -298,25 +290,20 @@ impl GitLabStore {
     /// GitLab answered 409 to the unlock: the ID is not the lock's (another holder, or
     /// no lock). A second read says which, for the message; nothing was removed.
     async fn refused(&self, lock: &Lock, h: &GitLabHandle) -> Error {
-        let state = &h.state;
+        let refused = format!(
+            "GitLab refused to unlock state {} with ID {} (HTTP 409)",
+            h.state, h.id
+        );
+        let changed = |why: &str| Error::changed(&self.client.target, format!("{refused}: {why}"));
         match self.recheck(lock).await {
-            Ok(Presence::Gone) => Error::changed(
-                &self.client.target,
-                format!("GitLab refused to unlock state {state} with ID {} (HTTP 409): it is no longer locked", h.id),
-            ),
-            Ok(Presence::Other) => Error::changed(
-                &self.client.target,
-                format!("GitLab refused to unlock state {state} with ID {} (HTTP 409): it was locked again by someone else", h.id),
-            ),
+            Ok(Presence::Gone) => changed("it is no longer locked"),
+            Ok(Presence::Other) => changed("it was locked again by someone else"),
             Ok(Presence::Same) => Error::backend(
                 &self.client.target,
-                format!("GitLab refused to unlock state {state} with ID {} (HTTP 409) although that is still its lock; nothing was removed", h.id),
+                format!("{refused} although that is still its lock; nothing was removed"),
             )
             .with_hint("run the same command again; if it keeps failing, unlock the state in GitLab (Operate > Terraform states)"),
-            Err(_) => Error::changed(
-                &self.client.target,
-                format!("GitLab refused to unlock state {state} with ID {} (HTTP 409): it is not locked with that ID any more", h.id),
-            ),
+            Err(_) => changed("it is not locked with that ID any more"),
         }
     }
 }
@@ -403,12 +390,7 @@ impl LockStore for GitLabStore {
                     Service::GitLab,
                     &format!("state {} of project {}", h.state, self.project),
                 );
-                // Below 500 nothing was applied; a 5xx may have been after the change.
-                if reply.status >= 500 && reply.status != 503 {
-                    Err(err.with_kind(Kind::OutcomeUnknown))
-                } else {
-                    Err(err)
-                }
+                Err(err.unknown_if(may_have_applied(reply.status)))
             }
             Err(e @ WriteError::NotSent(_)) | Err(e @ WriteError::NoReply(_)) => {
                 Err(e.into_error())

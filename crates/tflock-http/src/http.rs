@@ -10,11 +10,12 @@
 use crate::auth::{process_env, Credentials, SECRET_HINT, SECRET_OPTIONS};
 use crate::client::{method, Auth, Client, Tls, WriteError};
 use crate::error::Service;
-use crate::naming::{address_of, refuse_userinfo, split_userinfo, HTTP_OPTIONS};
+use crate::naming::{address_of, http_options, refuse_userinfo, split_userinfo};
 use crate::probe::{answered_id, probe, Endpoint, Probed};
 use async_trait::async_trait;
+use tflock_core::error::may_have_applied;
 use tflock_core::{
-    redact, Backend, BreakOptions, Broken, ConnectOptions, Error, Handle, Kind, Lock, LockStore,
+    redact, Backend, BreakOptions, Broken, ConnectOptions, Error, Handle, Lock, LockStore,
     Presence, Target,
 };
 use url::Url;
@@ -95,14 +96,15 @@ impl HttpStore {
         let lock_url = address_of(target)?;
         // Unknown query items on the URL belong to the address; an unknown option from
         // tflock.toml or discovery is a typo.
+        let options = http_options();
         for key in target.params.keys() {
             let in_address = lock_url.query_pairs().any(|(k, _)| k == key.as_str());
-            if !HTTP_OPTIONS.contains(&key.as_str()) && !in_address {
+            if !options.contains(&key.as_str()) && !in_address {
                 return Err(Error::usage(
                     &target.url,
                     format!(
                         "unknown option {key} (this target takes: {})",
-                        HTTP_OPTIONS.join(", ")
+                        options.join(", ")
                     ),
                 ));
             }
@@ -283,11 +285,7 @@ impl LockStore for HttpStore {
                     Service::Http,
                     &redact::url(self.ep.unlock_url.as_str()),
                 );
-                if reply.status >= 500 && reply.status != 503 {
-                    Err(err.with_kind(Kind::OutcomeUnknown))
-                } else {
-                    Err(err)
-                }
+                Err(err.unknown_if(may_have_applied(reply.status)))
             }
             Err(e @ WriteError::NotSent(_)) | Err(e @ WriteError::NoReply(_)) => {
                 Err(e.into_error())

@@ -1,27 +1,23 @@
 //! Names: GitLab's state addresses (what a backend block's `address` holds), state names
 //! in URLs, and the LockInfo tflock sends when it asks for a lock to learn its holder.
 
+use crate::client::CLIENT_OPTIONS;
 use chrono::Utc;
 use tflock_core::{Error, LockInfo, Target};
 use url::Url;
 
 /// tflock's options on an `http(s)://` target. Any other query item belongs to the lock
 /// address itself (a server may want `?name=prod`).
-pub(crate) const HTTP_OPTIONS: &[&str] = &[
-    "unlock_address",
-    "lock_method",
-    "unlock_method",
-    "address",
-    "update_method",
-    "username",
-    "password",
-    "token",
-    "skip_cert_verification",
-    "client_ca_certificate_pem",
-    "client_certificate_pem",
-    "client_private_key_pem",
-    "probe",
-];
+pub(crate) fn http_options() -> Vec<&'static str> {
+    let own: &[&str] = &[
+        "unlock_address",
+        "lock_method",
+        "unlock_method",
+        "address",
+        "update_method",
+    ];
+    [own, CLIENT_OPTIONS, &["probe"]].concat()
+}
 
 /// `url` without `user:password@`, and what was there: an address in a backend block may
 /// carry Basic credentials (Go's client sends them), which must never be shown.
@@ -65,13 +61,14 @@ pub(crate) fn address_of(target: &Target) -> Result<Url, Error> {
         Some((b, q)) => (b, Some(q)),
         None => (target.raw.as_str(), None),
     };
+    let options = http_options();
     let kept: Vec<&str> = query
         .unwrap_or("")
         .split('&')
         .filter(|pair| !pair.is_empty())
         .filter(|pair| {
             let key = pair.split_once('=').map_or(*pair, |(k, _)| k);
-            !HTTP_OPTIONS.contains(&percent_decode(key).unwrap_or_default().as_str())
+            !options.contains(&percent_decode(key).unwrap_or_default().as_str())
         })
         .collect();
     let text = if kept.is_empty() {

@@ -698,6 +698,14 @@ pub async fn run_exec(
         .as_deref()
         .map(tflock_core::error::one_line)
         .unwrap_or_else(|| "check the users[].user.exec command of the kubeconfig".into());
+    // "the credential plugin <command> <what went wrong>", about `target`.
+    let plugin = |kind: tflock_core::Kind, what: String| {
+        Error::new(
+            kind,
+            format!("the credential plugin {} {what}", exec.command),
+        )
+        .at(target)
+    };
     let child = cmd.spawn().map_err(|e| {
         Error::new(
             tflock_core::Kind::Unauthenticated,
@@ -713,26 +721,16 @@ pub async fn run_exec(
     let out = match tokio::time::timeout(limit, child.wait_with_output()).await {
         Ok(Ok(out)) => out,
         Ok(Err(e)) => {
-            return Err(Error::new(
+            return Err(plugin(
                 tflock_core::Kind::Unauthenticated,
-                format!(
-                    "the credential plugin {} failed: {}",
-                    exec.command,
-                    e.kind()
-                ),
-            )
-            .at(target))
+                format!("failed: {}", e.kind()),
+            ))
         }
         Err(_) => {
-            return Err(Error::new(
+            return Err(plugin(
                 tflock_core::Kind::Timeout,
-                format!(
-                    "the credential plugin {} did not finish within {}s",
-                    exec.command,
-                    limit.as_secs()
-                ),
-            )
-            .at(target))
+                format!("did not finish within {}s", limit.as_secs()),
+            ))
         }
     };
     if !out.status.success() {
@@ -746,27 +744,21 @@ pub async fn run_exec(
             .chars()
             .take(200)
             .collect();
-        return Err(Error::new(
+        return Err(plugin(
             tflock_core::Kind::Unauthenticated,
             format!(
-                "the credential plugin {} failed ({}): {}",
-                exec.command,
+                "failed ({}): {}",
                 out.status,
                 tflock_core::redact::url(&last)
             ),
         )
-        .at(target)
         .with_hint(hint));
     }
     let cred: ExecCredential = serde_json::from_slice(&out.stdout).map_err(|_| {
-        Error::new(
+        plugin(
             tflock_core::Kind::Unauthenticated,
-            format!(
-                "the credential plugin {} did not print an ExecCredential",
-                exec.command
-            ),
+            "did not print an ExecCredential".into(),
         )
-        .at(target)
     })?;
     let status = cred.status.unwrap_or(ExecStatus {
         token: None,
@@ -779,14 +771,10 @@ pub async fn run_exec(
     };
     let token = status.token.filter(|t| !t.is_empty()).map(Secret);
     if token.is_none() && client_cert.is_none() {
-        return Err(Error::new(
+        return Err(plugin(
             tflock_core::Kind::Unauthenticated,
-            format!(
-                "the credential plugin {} gave neither a token nor a client certificate",
-                exec.command
-            ),
-        )
-        .at(target));
+            "gave neither a token nor a client certificate".into(),
+        ));
     }
     Ok(ExecOutput { token, client_cert })
 }

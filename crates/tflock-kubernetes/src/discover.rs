@@ -130,36 +130,29 @@ pub fn targets(
     let url = format!("k8s://{context}/{namespace}?secret_suffix={suffix}");
     // Everything but the context, namespace and suffix is a hidden option: not shown, and
     // the secret ones never printable.
-    Ok(vec![Target::parse(&url)?
+    let mut target = Target::parse(&url)?
         .with("in_cluster", in_cluster.then_some("true"))
         .with("kubeconfig", if in_cluster { None } else { kubeconfig })
-        .with(
-            "context_user",
-            or_env(s.config_context_auth_info, "KUBE_CTX_AUTH_INFO", env),
-        )
-        .with(
-            "context_cluster",
-            or_env(s.config_context_cluster, "KUBE_CTX_CLUSTER", env),
-        )
-        .with("host", or_env(s.host, "KUBE_HOST", env))
-        .with("token", or_env(s.token, "KUBE_TOKEN", env))
-        .with("username", or_env(s.username, "KUBE_USER", env))
-        .with("password", or_env(s.password, "KUBE_PASSWORD", env))
         .with("insecure", flag(s.insecure, "KUBE_INSECURE"))
-        .with(
-            "cluster_ca_certificate",
-            or_env(s.cluster_ca_certificate, "KUBE_CLUSTER_CA_CERT_DATA", env),
-        )
-        .with(
-            "client_certificate",
-            or_env(s.client_certificate, "KUBE_CLIENT_CERT_DATA", env),
-        )
-        .with(
-            "client_key",
-            or_env(s.client_key, "KUBE_CLIENT_KEY_DATA", env),
-        )
-        .with("proxy_url", or_env(s.proxy_url, "KUBE_PROXY_URL", env))
-        .with("exec", exec)])
+        .with("exec", exec);
+    // The option, the block's setting, and the variable Terraform falls back to.
+    #[rustfmt::skip]
+    let settings = [
+        ("context_user",           s.config_context_auth_info, "KUBE_CTX_AUTH_INFO"),
+        ("context_cluster",        s.config_context_cluster,   "KUBE_CTX_CLUSTER"),
+        ("host",                   s.host,                     "KUBE_HOST"),
+        ("token",                  s.token,                    "KUBE_TOKEN"),
+        ("username",               s.username,                 "KUBE_USER"),
+        ("password",               s.password,                 "KUBE_PASSWORD"),
+        ("cluster_ca_certificate", s.cluster_ca_certificate,   "KUBE_CLUSTER_CA_CERT_DATA"),
+        ("client_certificate",     s.client_certificate,       "KUBE_CLIENT_CERT_DATA"),
+        ("client_key",             s.client_key,               "KUBE_CLIENT_KEY_DATA"),
+        ("proxy_url",              s.proxy_url,                "KUBE_PROXY_URL"),
+    ];
+    for (option, setting, var) in settings {
+        target = target.with(option, or_env(setting, var, env));
+    }
+    Ok(vec![target])
 }
 
 fn process_env(name: &str) -> Option<String> {

@@ -121,21 +121,17 @@ pub fn transport(conn: &Conn, what: &str, e: &reqwest::Error, write: bool) -> Er
         .at(&conn.target)
         .with_hint(hint);
     }
-    let err = Error::new(
+    Error::new(
         Kind::Backend,
         format!("{what} failed: no answer from {server} ({cause})"),
     )
     .at(&conn.target)
-    .with_hint("check the network and the API server");
-    if write {
-        err.with_kind(Kind::OutcomeUnknown)
-    } else {
-        err
-    }
+    .with_hint("check the network and the API server")
+    .unknown_if(write)
 }
 
 pub fn timed_out(conn: &Conn, what: &str, write: bool) -> Error {
-    let err = Error::new(
+    Error::new(
         Kind::Timeout,
         format!(
             "{what} failed: no answer from {} within {}s",
@@ -144,12 +140,8 @@ pub fn timed_out(conn: &Conn, what: &str, write: bool) -> Error {
         ),
     )
     .at(&conn.target)
-    .with_hint("check the cluster server and the network, or raise --request-timeout");
-    if write {
-        err.with_kind(Kind::OutcomeUnknown)
-    } else {
-        err
-    }
+    .with_hint("check the cluster server and the network, or raise --request-timeout")
+    .unknown_if(write)
 }
 
 #[cfg(test)]

@@ -10,7 +10,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use reqwest::Method;
 use serde_json::Value;
-use tflock_core::{Backend, BreakOptions, Broken, Error, Handle, Kind, Lock, LockStore, Presence};
+use tflock_core::error::may_have_applied;
+use tflock_core::{Backend, BreakOptions, Broken, Error, Handle, Lock, LockStore, Presence};
 
 /// The backend name of kubernetes locks.
 pub const KUBERNETES: Backend = Backend::new("kubernetes");
@@ -363,15 +364,8 @@ impl LockStore for KubeStore {
                     describe(&reply)
                 ),
             )),
-            s => {
-                let err = status_error(&self.conn, &what, &reply, &self.namespace);
-                // A 5xx other than 503 may come after the write was applied.
-                if s >= 500 && s != 503 {
-                    Err(err.with_kind(Kind::OutcomeUnknown))
-                } else {
-                    Err(err)
-                }
-            }
+            s => Err(status_error(&self.conn, &what, &reply, &self.namespace)
+                .unknown_if(may_have_applied(s))),
         }
     }
 

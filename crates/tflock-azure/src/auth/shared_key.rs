@@ -5,6 +5,7 @@
 //! gets a fresh `x-ms-date` and signature, and after the SDK has set every `x-ms-*`
 //! header it signs.
 
+use crate::client::transport::send_next;
 use azure_core::credentials::Secret;
 use azure_core::http::policies::{Policy, PolicyResult};
 use azure_core::http::{Context, Method, Request, Url};
@@ -72,13 +73,7 @@ impl Policy for SharedKeyPolicy {
         next: &[Arc<dyn Policy>],
     ) -> PolicyResult {
         self.sign(request);
-        match next.split_first() {
-            Some((policy, rest)) => policy.send(ctx, request, rest).await,
-            None => Err(azure_core::Error::with_message(
-                azure_core::error::ErrorKind::Other,
-                "the shared key policy must not be the last in the pipeline",
-            )),
-        }
+        send_next(ctx, request, next, "shared key").await
     }
 }
 

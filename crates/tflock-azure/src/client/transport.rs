@@ -62,6 +62,23 @@ pub(crate) fn client_options(
     })
 }
 
+/// Hands `request` to the rest of the pipeline, as every policy of ours does after its
+/// own work; `policy` is named in the error if it was placed last.
+pub(crate) async fn send_next(
+    ctx: &Context<'_>,
+    request: &mut Request,
+    next: &[Arc<dyn Policy>],
+    policy: &str,
+) -> PolicyResult {
+    match next.split_first() {
+        Some((first, rest)) => first.send(ctx, request, rest).await,
+        None => Err(azure_core::Error::with_message(
+            ErrorKind::Other,
+            format!("the {policy} policy must not be the last in the pipeline"),
+        )),
+    }
+}
+
 /// Bounds one whole request, retries and the response body included: it runs before the
 /// retry policy, which alone would allow one full timeout per try.
 #[derive(Debug)]
@@ -75,13 +92,7 @@ impl Policy for Deadline {
         request: &mut Request,
         next: &[Arc<dyn Policy>],
     ) -> PolicyResult {
-        let Some((policy, rest)) = next.split_first() else {
-            return Err(azure_core::Error::with_message(
-                ErrorKind::Other,
-                "the deadline policy must not be the last in the pipeline",
-            ));
-        };
-        match tokio::time::timeout(self.0, policy.send(ctx, request, rest)).await {
+        match tokio::time::timeout(self.0, send_next(ctx, request, next, "deadline")).await {
             Ok(result) => result,
             Err(_) => Err(azure_core::Error::new(
                 ErrorKind::Io,

@@ -3,12 +3,13 @@
 //! [`Response`]; this module does the framing. One request per connection
 //! (`Connection: close`), as the [`relay`](super::relay) does.
 
+use super::wire::{listen, read_message, request_line_and_headers, serve_each, Task};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 
 /// One request, as the fake sees it.
 #[derive(Debug, Clone)]
@@ -71,13 +72,7 @@ type Handler = dyn Fn(Request) -> Pin<Box<dyn Future<Output = Response> + Send>>
 pub struct Server {
     /// `http://127.0.0.1:PORT`
     pub url: String,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    _task: Task,
 }
 
 impl Server {
@@ -88,24 +83,15 @@ impl Server {
         Fut: Future<Output = Response> + Send + 'static,
     {
         let handler: Arc<Handler> = Arc::new(move |r| Box::pin(handler(r)));
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind a loopback port for the fake");
-        let url = format!("http://{}", listener.local_addr().expect("local addr"));
-        let task = tokio::spawn(async move {
-            while let Ok((conn, _)) = listener.accept().await {
-                let handler = handler.clone();
-                tokio::spawn(async move {
-                    let _ = serve(conn, handler).await;
-                });
+        let (listener, url) = listen("the fake").await;
+        let task = serve_each(listener, move |conn| {
+            let handler = handler.clone();
+            async move {
+                let _ = serve(conn, handler).await;
             }
         });
-        Server { url, task }
+        Server { url, _task: task }
     }
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 fn decode(s: &str) -> String {
@@ -115,39 +101,8 @@ fn decode(s: &str) -> String {
 }
 
 async fn serve(mut conn: TcpStream, handler: Arc<Handler>) -> std::io::Result<()> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 16 * 1024];
-    let head_end = loop {
-        if let Some(i) = find(&buf, b"\r\n\r\n") {
-            break i + 4;
-        }
-        let n = conn.read(&mut chunk).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let mut first = lines.next().unwrap_or_default().split(' ');
-    let method = first.next().unwrap_or_default().to_string();
-    let target = first.next().unwrap_or_default().to_string();
-    let headers: BTreeMap<String, String> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let mut body = buf[head_end..].to_vec();
-    let len = headers
-        .get("content-length")
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(0);
-    while body.len() < len {
-        let n = conn.read(&mut chunk).await?;
-        if n == 0 {
-            break;
-        }
-        body.extend_from_slice(&chunk[..n]);
-    }
+    let (head, body) = read_message(&mut conn, false).await?;
+    let (method, target, headers) = request_line_and_headers(&head);
     let (raw_path, raw_query) = target.split_once('?').unwrap_or((&target, ""));
     let query = raw_query
         .split('&')
@@ -164,7 +119,7 @@ async fn serve(mut conn: TcpStream, handler: Arc<Handler>) -> std::io::Result<()
             .into_owned(),
         raw_path: raw_path.to_string(),
         query,
-        headers,
+        headers: headers.into_iter().collect(),
         body,
     };
     let response = handler(request).await;
@@ -197,6 +152,7 @@ async fn serve(mut conn: TcpStream, handler: Arc<Handler>) -> std::io::Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncReadExt;
 
     #[tokio::test]
     async fn serves_requests_with_decoded_path_query_and_body() {

@@ -7,11 +7,12 @@
 
 pub mod http;
 pub mod relay;
+mod wire;
 
 use crate::error::{Error, Kind};
 use crate::lock::Lock;
 use crate::lockinfo::LockInfo;
-use crate::store::{BreakOptions, ConnectOptions, LockStore, Presence};
+use crate::store::{BreakOptions, Broken, ConnectOptions, LockStore, Presence};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use relay::{Relay, Verdict};
@@ -181,6 +182,80 @@ fn find<'a>(locks: &'a [Lock], id: &str) -> &'a Lock {
     found[0]
 }
 
+/// Takes a lock on `state` for `operation` as Terraform would; returns the ID.
+async fn hold(place: &dyn Place, state: &str, operation: &str) -> String {
+    place
+        .hold(state, &sample_info(operation, &place.path_of(state)))
+        .await
+}
+
+/// The lock with ID `id` as `list` shows it now (exactly one).
+async fn listed(place: &dyn Place, id: &str) -> Lock {
+    find(&list(place).await, id).clone()
+}
+
+/// Takes an apply lock on `default` and returns it as `list` shows it: the setup of
+/// most break cases.
+async fn lock_default(place: &dyn Place) -> Lock {
+    let id = hold(place, "default", "OperationTypeApply").await;
+    listed(place, &id).await
+}
+
+/// Breaks `lock` through the place's store with the default options.
+async fn break_listed(place: &dyn Place, lock: &Lock) -> Result<Broken, Error> {
+    place
+        .store()
+        .break_lock(lock, &BreakOptions::default())
+        .await
+}
+
+/// A break that must succeed.
+fn broke(result: Result<Broken, Error>) -> Broken {
+    result.unwrap_or_else(|e| panic!("break failed: {e}"))
+}
+
+/// Breaking `lock` through `place` must fail with `kind`; `what` says why, for the
+/// failure message.
+async fn break_fails(place: &dyn Place, lock: &Lock, kind: Kind, what: &str) {
+    match break_listed(place, lock).await {
+        Err(e) if e.kind() == kind => {}
+        other => panic!("{what}, got {other:?}"),
+    }
+}
+
+/// What tflock must never modify is as it was `before` the break.
+async fn assert_untouched(place: &dyn Place, before: &str) {
+    assert_eq!(
+        place.untouchables().await,
+        before,
+        "state or other metadata changed"
+    );
+}
+
+/// The lock on `state`, read directly, is `want` (`None`: none); `what` says what it
+/// means when not.
+async fn assert_current(place: &dyn Place, state: &str, want: Option<&str>, what: &str) {
+    assert_eq!(place.current(state).await.as_deref(), want, "{what}");
+}
+
+/// An apply lock on `default` and a plan lock on `dev`, as the cases that break one of
+/// two locks start: their IDs, the untouchables before any break, and both as `list`
+/// shows them.
+async fn two_locks(place: &dyn Place) -> (String, String, String, Vec<Lock>) {
+    let id = hold(place, "default", "OperationTypeApply").await;
+    let other = hold(place, "dev", "OperationTypePlan").await;
+    let before = place.untouchables().await;
+    (id, other, before, list(place).await)
+}
+
+/// Breaking `lock` through `via` fails with `kind` (`what` says why it must), and the
+/// lock is still on `default` of `owner`, the place it was taken in.
+async fn refused_and_kept(via: &dyn Place, owner: &dyn Place, lock: &Lock, kind: Kind, what: &str) {
+    break_fails(via, lock, kind, what).await;
+    let gone = format!("the lock was removed by a break that failed: {what}");
+    assert_current(owner, "default", Some(&lock.id), &gone).await;
+}
+
 /// A new place holds no locks.
 pub async fn empty_place_lists_nothing(f: &dyn Fixture) {
     let place = f.place("empty").await;
@@ -225,76 +300,37 @@ pub async fn hold_list_inspect(f: &dyn Fixture) {
 /// Breaking removes that lock and nothing else.
 pub async fn break_removes_only_that_lock(f: &dyn Fixture) {
     let place = f.place("break").await;
-    let id = place
-        .hold(
-            "default",
-            &sample_info("OperationTypeApply", &place.path_of("default")),
-        )
-        .await;
-    let other = place
-        .hold(
-            "dev",
-            &sample_info("OperationTypePlan", &place.path_of("dev")),
-        )
-        .await;
-    let before = place.untouchables().await;
-    let locks = list(place.as_ref()).await;
+    let place = place.as_ref();
+    let (id, other, before, locks) = two_locks(place).await;
     assert_eq!(locks.len(), 2, "{locks:#?}");
-    let lock = find(&locks, &id).clone();
-    place
-        .store()
-        .break_lock(&lock, &BreakOptions::default())
-        .await
-        .unwrap_or_else(|e| panic!("break failed: {e}"));
-    assert_eq!(
-        place.current("default").await,
-        None,
-        "lock still there after break"
-    );
-    assert_eq!(
-        place.current("dev").await.as_deref(),
-        Some(other.as_str()),
-        "the other lock was touched"
-    );
-    let after = list(place.as_ref()).await;
+    broke(break_listed(place, find(&locks, &id)).await);
+    assert_current(place, "default", None, "lock still there after break").await;
+    assert_current(place, "dev", Some(&other), "the other lock was touched").await;
+    let after = list(place).await;
     assert_eq!(after.len(), 1, "{after:#?}");
     assert_eq!(after[0].id, other);
-    assert_eq!(
-        place.untouchables().await,
-        before,
-        "state or other metadata changed"
-    );
+    assert_untouched(place, &before).await;
 }
 
 /// A lock re-taken after it was read survives the break of the old snapshot.
 pub async fn retaken_lock_survives_break(f: &dyn Fixture) {
     let place = f.place("race").await;
-    let old_id = place
-        .hold(
-            "default",
-            &sample_info("OperationTypeApply", &place.path_of("default")),
-        )
-        .await;
-    let locks = list(place.as_ref()).await;
-    let old = find(&locks, &old_id).clone();
+    let place = place.as_ref();
+    let old = lock_default(place).await;
+    let old_id = old.id.clone();
     let new_info = sample_info("OperationTypePlan", &place.path_of("default"));
     let new_id = place.retake("default", &new_info).await;
     assert_ne!(new_id, old_id);
     let before = place.untouchables().await;
-    match place
-        .store()
-        .break_lock(&old, &BreakOptions::default())
-        .await
-    {
-        Err(e) if e.kind() == Kind::Changed => {}
-        other => panic!("breaking a re-taken lock must report Changed, got {other:?}"),
-    }
-    assert_eq!(
-        place.current("default").await.as_deref(),
-        Some(new_id.as_str()),
-        "the new lock was removed"
-    );
-    let after = list(place.as_ref()).await;
+    break_fails(
+        place,
+        &old,
+        Kind::Changed,
+        "breaking a re-taken lock must report Changed",
+    )
+    .await;
+    assert_current(place, "default", Some(&new_id), "the new lock was removed").await;
+    let after = list(place).await;
     let new = find(&after, &new_id);
     if place.keeps_lock_info() {
         let want = place.read_back("default", &new_info).await;
@@ -304,50 +340,30 @@ pub async fn retaken_lock_survives_break(f: &dyn Fixture) {
             (&want.operation, want.created)
         );
     }
-    assert_eq!(
-        place.untouchables().await,
-        before,
-        "state or other metadata changed"
-    );
+    assert_untouched(place, &before).await;
 }
 
 /// Breaking a snapshot whose lock is already gone is `Changed`, and removes nothing.
 pub async fn vanished_lock_is_changed(f: &dyn Fixture) {
     let place = f.place("vanish").await;
-    let id = place
-        .hold(
-            "default",
-            &sample_info("OperationTypeApply", &place.path_of("default")),
-        )
-        .await;
-    let locks = list(place.as_ref()).await;
-    let lock = find(&locks, &id).clone();
-    place
-        .store()
-        .break_lock(&lock, &BreakOptions::default())
-        .await
-        .unwrap_or_else(|e| panic!("break failed: {e}"));
+    let place = place.as_ref();
+    let lock = lock_default(place).await;
+    broke(break_listed(place, &lock).await);
     let before = place.untouchables().await;
-    match place
-        .store()
-        .break_lock(&lock, &BreakOptions::default())
-        .await
-    {
-        Err(e) if e.kind() == Kind::Changed => {}
-        other => panic!("a second break of the same snapshot must report Changed, got {other:?}"),
-    }
-    assert_eq!(place.untouchables().await, before);
+    break_fails(
+        place,
+        &lock,
+        Kind::Changed,
+        "a second break of the same snapshot must report Changed",
+    )
+    .await;
+    assert_untouched(place, &before).await;
 }
 
 /// A lock whose metadata cannot be decoded is listed with the reason, not fatal.
 pub async fn garbage_is_listed_with_reason(f: &dyn Fixture) {
     let place = f.place("garbage").await;
-    let good = place
-        .hold(
-            "default",
-            &sample_info("OperationTypeApply", &place.path_of("default")),
-        )
-        .await;
+    let good = hold(place.as_ref(), "default", "OperationTypeApply").await;
     place.hold_garbage("bad").await;
     let locks = list(place.as_ref()).await;
     assert_eq!(locks.len(), 2, "{locks:#?}");
@@ -363,12 +379,7 @@ pub async fn many_locks_are_all_listed(f: &dyn Fixture) {
     let place = f.place("many").await;
     let mut ids = Vec::new();
     for i in 0..12 {
-        let ws = format!("ws{i}");
-        ids.push(
-            place
-                .hold(&ws, &sample_info("OperationTypePlan", &place.path_of(&ws)))
-                .await,
-        );
+        ids.push(hold(place.as_ref(), &format!("ws{i}"), "OperationTypePlan").await);
     }
     let locks = list(place.as_ref()).await;
     assert_eq!(locks.len(), ids.len(), "{locks:#?}");
@@ -382,42 +393,24 @@ pub async fn many_locks_are_all_listed(f: &dyn Fixture) {
 /// exactly the listed lock and nothing else.
 pub async fn edited_display_fields_do_not_steer_the_break(f: &dyn Fixture) {
     let place = f.place("steer").await;
-    let id = place
-        .hold(
-            "default",
-            &sample_info("OperationTypeApply", &place.path_of("default")),
-        )
-        .await;
-    let other = place
-        .hold(
-            "dev",
-            &sample_info("OperationTypePlan", &place.path_of("dev")),
-        )
-        .await;
-    let before = place.untouchables().await;
-    let locks = list(place.as_ref()).await;
+    let place = place.as_ref();
+    let (id, other, before, locks) = two_locks(place).await;
     let decoy = find(&locks, &other).clone();
     let mut lock = find(&locks, &id).clone();
     lock.location = decoy.location.clone();
     lock.path = decoy.path.clone();
     lock.details = decoy.details.clone();
     lock.workspace = decoy.workspace.clone();
-    place
-        .store()
-        .break_lock(&lock, &BreakOptions::default())
-        .await
-        .unwrap_or_else(|e| panic!("break failed: {e}"));
-    assert_eq!(
-        place.current("default").await,
-        None,
-        "the listed lock was not removed"
-    );
-    assert_eq!(
-        place.current("dev").await.as_deref(),
-        Some(other.as_str()),
-        "the lock named by the edited display fields was touched"
-    );
-    assert_eq!(place.untouchables().await, before);
+    broke(break_listed(place, &lock).await);
+    assert_current(place, "default", None, "the listed lock was not removed").await;
+    assert_current(
+        place,
+        "dev",
+        Some(&other),
+        "the lock named by the edited display fields was touched",
+    )
+    .await;
+    assert_untouched(place, &before).await;
 }
 
 /// A lock listed from one place is never broken through another place's store: the
@@ -425,66 +418,32 @@ pub async fn edited_display_fields_do_not_steer_the_break(f: &dyn Fixture) {
 pub async fn lock_from_another_target_is_refused(f: &dyn Fixture) {
     let a = f.place("origin").await;
     let b = f.place("elsewhere").await;
-    let id = a
-        .hold(
-            "default",
-            &sample_info("OperationTypeApply", &a.path_of("default")),
-        )
-        .await;
-    let locks = list(a.as_ref()).await;
-    let lock = find(&locks, &id).clone();
-    match b.store().break_lock(&lock, &BreakOptions::default()).await {
-        Err(e) if e.kind() == Kind::Usage => {}
-        other => panic!("a lock of another target must be a usage error, got {other:?}"),
-    }
-    assert_eq!(a.current("default").await.as_deref(), Some(id.as_str()));
+    let lock = lock_default(a.as_ref()).await;
+    let what = "a lock of another target must be a usage error";
+    refused_and_kept(b.as_ref(), a.as_ref(), &lock, Kind::Usage, what).await;
 }
 
 /// A lock whose holder is alive, or a foreign lease, is refused before the backend is
 /// asked to delete anything, on every backend.
 pub async fn held_and_foreign_locks_are_refused(f: &dyn Fixture) {
     let place = f.place("refuse").await;
-    let id = place
-        .hold(
-            "default",
-            &sample_info("OperationTypeApply", &place.path_of("default")),
-        )
-        .await;
-    let locks = list(place.as_ref()).await;
-    let mut held = find(&locks, &id).clone();
+    let place = place.as_ref();
+    let lock = lock_default(place).await;
+    let mut held = lock.clone();
     held.held = Some(true);
-    match place
-        .store()
-        .break_lock(&held, &BreakOptions::default())
-        .await
-    {
-        Err(e) if e.kind() == Kind::Refused => {}
-        other => panic!("a held lock must be refused, got {other:?}"),
-    }
-    let mut foreign = find(&locks, &id).clone();
+    let what = "a held lock must be refused";
+    refused_and_kept(place, place, &held, Kind::Refused, what).await;
+    let mut foreign = lock.clone();
     foreign.foreign = true;
-    match place
-        .store()
-        .break_lock(&foreign, &BreakOptions::default())
-        .await
-    {
-        Err(e) if e.kind() == Kind::Refused => {}
-        other => panic!("a foreign lock must be refused without --force-foreign, got {other:?}"),
-    }
-    assert_eq!(place.current("default").await.as_deref(), Some(id.as_str()));
+    let what = "a foreign lock must be refused without --force-foreign";
+    refused_and_kept(place, place, &foreign, Kind::Refused, what).await;
 }
 
 /// Reading a lock again tells gone, same and re-taken apart: what settles a lost reply.
 pub async fn recheck_tells_same_other_and_gone(f: &dyn Fixture) {
     let place = f.place("recheck").await;
-    let id = place
-        .hold(
-            "default",
-            &sample_info("OperationTypeApply", &place.path_of("default")),
-        )
-        .await;
-    let locks = list(place.as_ref()).await;
-    let lock = find(&locks, &id).clone();
+    let place = place.as_ref();
+    let lock = lock_default(place).await;
     let store = place.store();
     assert_eq!(store.recheck(&lock).await.ok(), Some(Presence::Same));
     place
@@ -494,12 +453,9 @@ pub async fn recheck_tells_same_other_and_gone(f: &dyn Fixture) {
         )
         .await;
     assert_eq!(store.recheck(&lock).await.ok(), Some(Presence::Other));
-    let now = list(place.as_ref()).await;
+    let now = list(place).await;
     let retaken = now[0].clone();
-    store
-        .break_lock(&retaken, &BreakOptions::default())
-        .await
-        .unwrap_or_else(|e| panic!("break failed: {e}"));
+    broke(break_listed(place, &retaken).await);
     assert_eq!(store.recheck(&retaken).await.ok(), Some(Presence::Gone));
 }
 
@@ -570,78 +526,78 @@ pub async fn network_missing_place_is_named(f: &dyn Fixture) {
     assert!(e.to_string().contains(&name), "{e}");
 }
 
+/// A fresh place `name` whose store reaches the emulator through a relay, and the relay;
+/// `None` for a backend not spoken over HTTP (no relay cases then).
+async fn via_relay(f: &dyn Fixture, name: &str) -> Option<(Relay, Box<dyn Place>)> {
+    let n = network(f);
+    let relay = Relay::start(&n.emulator()?).await;
+    let place = n.place_via(name, &relay.url).await;
+    Some((relay, place))
+}
+
 /// The delete was applied and its reply lost: never sent again; a second read proves the
 /// lock gone. Not applied and no reply: a failure saying the lock is still there.
 pub async fn http_lost_reply_is_settled_by_reading_again(f: &dyn Fixture) {
-    let n = network(f);
-    let Some(emulator) = n.emulator() else { return };
-    let relay = Relay::start(&emulator).await;
-    let place = n.place_via("lost", &relay.url).await;
-    let id = place
-        .hold(
-            "default",
-            &sample_info("OperationTypeApply", &place.path_of("default")),
-        )
-        .await;
+    let Some((relay, place)) = via_relay(f, "lost").await else {
+        return;
+    };
+    let place = place.as_ref();
+    let lock = lock_default(place).await;
     let before = place.untouchables().await;
-    let locks = list(place.as_ref()).await;
-    let lock = find(&locks, &id).clone();
 
     relay.next_write(Verdict::Drop);
-    match place
-        .store()
-        .break_lock(&lock, &BreakOptions::default())
-        .await
-    {
+    match break_listed(place, &lock).await {
         Err(e) if is_operational(&e) && e.kind() != Kind::OutcomeUnknown => {
             assert!(e.to_string().contains("still there"), "{e}")
         }
         other => panic!("an unanswered delete that was not applied must fail, got {other:?}"),
     }
-    assert_eq!(place.current("default").await.as_deref(), Some(id.as_str()));
+    assert_current(
+        place,
+        "default",
+        Some(&lock.id),
+        "a delete never applied removed the lock",
+    )
+    .await;
 
     relay.next_write(Verdict::LoseReply);
     relay.clear();
-    let broken = place
-        .store()
-        .break_lock(&lock, &BreakOptions::default())
+    let broken = break_listed(place, &lock)
         .await
         .unwrap_or_else(|e| panic!("a delete whose reply was lost must be confirmed: {e}"));
     assert!(broken.confirmed_by_reread, "{broken:?}");
-    assert_eq!(place.current("default").await, None);
+    assert_current(
+        place,
+        "default",
+        None,
+        "the lock outlived its confirmed delete",
+    )
+    .await;
     let writes: Vec<_> = relay.seen().into_iter().filter(|s| s.is_write()).collect();
     assert_eq!(
         writes.len(),
         1,
         "the destructive request was sent again: {writes:?}"
     );
-    assert_eq!(place.untouchables().await, before);
+    assert_untouched(place, &before).await;
 }
 
 /// A precondition failure without an error code is "changed", never a plain failure.
 pub async fn http_bare_412_is_changed(f: &dyn Fixture) {
-    let n = network(f);
-    let Some(emulator) = n.emulator() else { return };
-    let relay = Relay::start(&emulator).await;
-    let place = n.place_via("bare412", &relay.url).await;
-    let id = place
-        .hold(
-            "default",
-            &sample_info("OperationTypeApply", &place.path_of("default")),
-        )
-        .await;
-    let locks = list(place.as_ref()).await;
-    let lock = find(&locks, &id).clone();
+    let Some((relay, place)) = via_relay(f, "bare412").await else {
+        return;
+    };
+    let place = place.as_ref();
+    let lock = lock_default(place).await;
     relay.next_write(Verdict::Answer(412, String::new()));
-    match place
-        .store()
-        .break_lock(&lock, &BreakOptions::default())
-        .await
-    {
-        Err(e) if e.kind() == Kind::Changed => {}
-        other => panic!("a bare 412 must be Changed, got {other:?}"),
-    }
-    assert_eq!(place.current("default").await.as_deref(), Some(id.as_str()));
+    refused_and_kept(
+        place,
+        place,
+        &lock,
+        Kind::Changed,
+        "a bare 412 must be Changed",
+    )
+    .await;
 }
 
 /// Generates one `#[tokio::test]` per conformance case. `$fixture` is an async

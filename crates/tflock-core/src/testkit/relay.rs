@@ -6,9 +6,10 @@
 //!
 //! Also: [`closed_port`] (nothing listens) and [`silent_endpoint`] (accepts, never answers).
 
+use super::wire::{listen, read_message, request_line_and_headers, serve_each, Task};
 use std::sync::{Arc, Mutex};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 
 /// A request as the relay saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,13 +71,7 @@ pub struct Relay {
     pub url: String,
     seen: Arc<Mutex<Vec<Seen>>>,
     rule: Arc<Mutex<Arc<Rule>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    _task: Task,
 }
 
 impl Relay {
@@ -89,27 +84,22 @@ impl Relay {
             .next()
             .unwrap_or_default()
             .to_string();
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind a loopback port for the relay");
-        let url = format!("http://{}", listener.local_addr().expect("local addr"));
+        let (listener, url) = listen("the relay").await;
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
         let rule: Arc<Mutex<Arc<Rule>>> =
             Arc::new(Mutex::new(Arc::new(|_: &Seen| Verdict::Forward)));
         let (s, r) = (seen.clone(), rule.clone());
-        let task = tokio::spawn(async move {
-            while let Ok((conn, _)) = listener.accept().await {
-                let (s, r, up) = (s.clone(), r.clone(), upstream.clone());
-                tokio::spawn(async move {
-                    let _ = serve(conn, &up, &s, &r).await;
-                });
+        let task = serve_each(listener, move |conn| {
+            let (s, r, up) = (s.clone(), r.clone(), upstream.clone());
+            async move {
+                let _ = serve(conn, &up, &s, &r).await;
             }
         });
         Relay {
             url,
             seen,
             rule,
-            task,
+            _task: task,
         }
     }
 
@@ -154,84 +144,18 @@ pub fn closed_port() -> String {
 /// A loopback endpoint that accepts connections and never answers; stops when dropped.
 pub struct Silent {
     pub url: String,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Silent {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    _task: Task,
 }
 
 pub async fn silent_endpoint() -> Silent {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind a loopback port");
-    let url = format!("http://{}", listener.local_addr().expect("local addr"));
-    let task = tokio::spawn(async move {
+    let (listener, url) = listen("the silent endpoint").await;
+    let task = Task::spawn(async move {
         let mut held = Vec::new();
         while let Ok((conn, _)) = listener.accept().await {
             held.push(conn);
         }
     });
-    Silent { url, task }
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-/// Reads one HTTP message head (up to the blank line) and its body, by Content-Length or
-/// chunked framing, or to EOF for a response without either.
-async fn read_message(
-    conn: &mut TcpStream,
-    is_response: bool,
-) -> std::io::Result<(String, Vec<u8>)> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 16 * 1024];
-    let head_end = loop {
-        if let Some(i) = find(&buf, b"\r\n\r\n") {
-            break i + 4;
-        }
-        let n = conn.read(&mut chunk).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let mut body = buf[head_end..].to_vec();
-    let header = |name: &str| {
-        head.lines().find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| v.trim().to_string())
-        })
-    };
-    if let Some(len) = header("content-length").and_then(|v| v.parse::<usize>().ok()) {
-        while body.len() < len {
-            let n = conn.read(&mut chunk).await?;
-            if n == 0 {
-                break;
-            }
-            body.extend_from_slice(&chunk[..n]);
-        }
-    } else if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
-        while find(&body, b"0\r\n\r\n").is_none() {
-            let n = conn.read(&mut chunk).await?;
-            if n == 0 {
-                break;
-            }
-            body.extend_from_slice(&chunk[..n]);
-        }
-    } else if is_response {
-        let no_body = head.starts_with("HTTP/1.1 204") || head.starts_with("HTTP/1.1 304");
-        if !no_body {
-            conn.read_to_end(&mut body).await?;
-        }
-    }
-    Ok((head, body))
+    Silent { url, _task: task }
 }
 
 /// The head with `Connection: close` and without `drop` headers.
@@ -266,15 +190,11 @@ async fn serve(
     rule: &Mutex<Arc<Rule>>,
 ) -> std::io::Result<()> {
     let (head, body) = read_message(&mut client, false).await?;
-    let mut lines = head.split("\r\n");
-    let mut first = lines.next().unwrap_or_default().split(' ');
+    let (method, target, headers) = request_line_and_headers(&head);
     let request = Seen {
-        method: first.next().unwrap_or_default().to_string(),
-        target: first.next().unwrap_or_default().to_string(),
-        headers: lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-            .collect(),
+        method,
+        target,
+        headers,
     };
     seen.lock()
         .unwrap_or_else(|p| p.into_inner())

@@ -91,6 +91,12 @@ impl World {
     fn user(&self, id: u64) -> Option<&User> {
         self.users.iter().find(|u| u.id == id)
     }
+    fn user_id(&self, username: &str) -> Option<u64> {
+        self.users
+            .iter()
+            .find(|u| u.username == username)
+            .map(|u| u.id)
+    }
     fn project_index(&self, id_or_path: &str) -> Option<usize> {
         self.projects.iter().position(|p| {
             p.full_path.eq_ignore_ascii_case(id_or_path) || p.id.to_string() == id_or_path
@@ -197,12 +203,7 @@ impl GitLabFake {
     /// A personal access token of `username` with `scopes` (`api`, `read_api`).
     pub fn add_token(&self, username: &str, token: &str, scopes: &[&str]) {
         let mut w = self.world();
-        let user = w
-            .users
-            .iter()
-            .find(|u| u.username == username)
-            .map(|u| u.id)
-            .expect("add_user first");
+        let user = w.user_id(username).expect("add_user first");
         w.tokens.push(Token {
             value: token.to_string(),
             user,
@@ -225,12 +226,7 @@ impl GitLabFake {
 
     pub fn add_member(&self, project: &str, username: &str, access: Access) {
         let mut w = self.world();
-        let user = w
-            .users
-            .iter()
-            .find(|u| u.username == username)
-            .map(|u| u.id)
-            .expect("add_user first");
+        let user = w.user_id(username).expect("add_user first");
         let p = w.project_index(project).expect("add_project first");
         w.projects[p].members.insert(user, access);
     }
@@ -239,12 +235,7 @@ impl GitLabFake {
     /// (foreign key `ON DELETE SET NULL`), the lock itself stays.
     pub fn delete_user(&self, username: &str) {
         let mut w = self.world();
-        let Some(id) = w
-            .users
-            .iter()
-            .find(|u| u.username == username)
-            .map(|u| u.id)
-        else {
+        let Some(id) = w.user_id(username) else {
             return;
         };
         w.users.retain(|u| u.id != id);
@@ -330,19 +321,11 @@ impl GitLabFake {
 
     /// Every request so far.
     pub fn requests(&self) -> Vec<Request> {
-        self.server
-            .log
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.server.requests()
     }
 
     pub fn clear_requests(&self) {
-        self.server
-            .log
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+        self.server.clear_requests();
     }
 }
 
@@ -784,9 +767,8 @@ fn execute(w: &World, user: Option<u64>, op: &Operation, given: &Map<String, Jso
         vars.insert(v.name.clone(), value.unwrap_or(Json::Null));
     }
     let user = user.and_then(|u| w.user(u));
-    let mut out = Map::new();
-    for f in &op.selection {
-        let v = match f.name.as_str() {
+    object("Query", &op.selection, |f| {
+        Ok(Some(match f.name.as_str() {
             "__typename" => json!("Query"),
             "currentUser" => match user {
                 Some(u) => user_json(u, f)?,
@@ -804,26 +786,38 @@ fn execute(w: &World, user: Option<u64>, op: &Operation, given: &Map<String, Jso
                     None => Json::Null,
                 }
             }
-            other => return Err(format!("Field '{other}' doesn't exist on type 'Query'")),
-        };
+            _ => return Ok(None),
+        }))
+    })
+}
+
+/// An object of GraphQL type `type_name`: each field of `selection` under its key (alias
+/// or name), as `field` resolves it; `None` from `field` means the type has no such field,
+/// an error worded as graphql-ruby words it.
+fn object(
+    type_name: &str,
+    selection: &[Field],
+    mut field: impl FnMut(&Field) -> Exec<Option<Json>>,
+) -> Exec<Json> {
+    let mut out = Map::new();
+    for f in selection {
+        let v = field(f)?
+            .ok_or_else(|| format!("Field '{}' doesn't exist on type '{type_name}'", f.name))?;
         out.insert(f.key().to_string(), v);
     }
     Ok(Json::Object(out))
 }
 
 fn user_json(u: &User, f: &Field) -> Exec<Json> {
-    let mut out = Map::new();
-    for s in &f.selection {
-        let v = match s.name.as_str() {
+    object("UserCore", &f.selection, |s| {
+        Ok(Some(match s.name.as_str() {
             "__typename" => json!("UserCore"),
             "id" => json!(format!("gid://gitlab/User/{}", u.id)),
             "username" => json!(u.username),
             "name" => json!(u.username),
-            other => return Err(format!("Field '{other}' doesn't exist on type 'UserCore'")),
-        };
-        out.insert(s.key().to_string(), v);
-    }
-    Ok(Json::Object(out))
+            _ => return Ok(None),
+        }))
+    })
 }
 
 fn project_json(
@@ -837,9 +831,8 @@ fn project_json(
     let can_read = user
         .and_then(|u| w.access(u, p))
         .is_some_and(|a| a >= Access::Developer);
-    let mut out = Map::new();
-    for s in &f.selection {
-        let v = match s.name.as_str() {
+    object("Project", &f.selection, |s| {
+        Ok(Some(match s.name.as_str() {
             "__typename" => json!("Project"),
             "id" => json!(format!("gid://gitlab/Project/{}", p.id)),
             "fullPath" => json!(p.full_path),
@@ -859,11 +852,9 @@ fn project_json(
                     _ => Json::Null,
                 }
             }
-            other => return Err(format!("Field '{other}' doesn't exist on type 'Project'")),
-        };
-        out.insert(s.key().to_string(), v);
-    }
-    Ok(Json::Object(out))
+            _ => return Ok(None),
+        }))
+    })
 }
 
 fn cursor(name: &str) -> String {
@@ -908,9 +899,8 @@ fn connection_json(
         .collect();
     let page: Vec<&(&String, &State)> = rest.iter().take(first).copied().collect();
     let has_next = rest.len() > page.len();
-    let mut out = Map::new();
-    for s in &f.selection {
-        let v = match s.name.as_str() {
+    object("TerraformStateConnection", &f.selection, |s| {
+        Ok(Some(match s.name.as_str() {
             "__typename" => json!("TerraformStateConnection"),
             "count" => json!(states.len()),
             "nodes" => Json::Array(
@@ -918,64 +908,43 @@ fn connection_json(
                     .map(|(n, st)| state_json(w, n, st, s))
                     .collect::<Exec<Vec<_>>>()?,
             ),
-            "edges" => {
-                let mut edges = Vec::new();
-                for (n, st) in &page {
-                    let mut e = Map::new();
-                    for x in &s.selection {
-                        let v = match x.name.as_str() {
-                            "cursor" => json!(cursor(n)),
-                            "node" => state_json(w, n, st, x)?,
-                            other => {
-                                return Err(format!(
-                                    "Field '{other}' doesn't exist on type 'TerraformStateEdge'"
-                                ))
-                            }
-                        };
-                        e.insert(x.key().to_string(), v);
-                    }
-                    edges.push(Json::Object(e));
-                }
-                Json::Array(edges)
-            }
-            "pageInfo" => {
-                let mut info = Map::new();
-                for x in &s.selection {
-                    let v = match x.name.as_str() {
-                        "hasNextPage" => json!(has_next),
-                        "hasPreviousPage" => json!(after.is_some()),
-                        "startCursor" => page
-                            .first()
-                            .map(|(n, _)| json!(cursor(n)))
-                            .unwrap_or(Json::Null),
-                        "endCursor" => page
-                            .last()
-                            .map(|(n, _)| json!(cursor(n)))
-                            .unwrap_or(Json::Null),
-                        other => {
-                            return Err(format!("Field '{other}' doesn't exist on type 'PageInfo'"))
-                        }
-                    };
-                    info.insert(x.key().to_string(), v);
-                }
-                Json::Object(info)
-            }
-            other => {
-                return Err(format!(
-                    "Field '{other}' doesn't exist on type 'TerraformStateConnection'"
-                ))
-            }
-        };
-        out.insert(s.key().to_string(), v);
-    }
-    Ok(Json::Object(out))
+            "edges" => Json::Array(
+                page.iter()
+                    .map(|(n, st)| {
+                        object("TerraformStateEdge", &s.selection, |x| {
+                            Ok(Some(match x.name.as_str() {
+                                "cursor" => json!(cursor(n)),
+                                "node" => state_json(w, n, st, x)?,
+                                _ => return Ok(None),
+                            }))
+                        })
+                    })
+                    .collect::<Exec<Vec<_>>>()?,
+            ),
+            "pageInfo" => object("PageInfo", &s.selection, |x| {
+                Ok(Some(match x.name.as_str() {
+                    "hasNextPage" => json!(has_next),
+                    "hasPreviousPage" => json!(after.is_some()),
+                    "startCursor" => page
+                        .first()
+                        .map(|(n, _)| json!(cursor(n)))
+                        .unwrap_or(Json::Null),
+                    "endCursor" => page
+                        .last()
+                        .map(|(n, _)| json!(cursor(n)))
+                        .unwrap_or(Json::Null),
+                    _ => return Ok(None),
+                }))
+            })?,
+            _ => return Ok(None),
+        }))
+    })
 }
 
 /// `Types::Terraform::StateType`: no lock ID among its fields.
 fn state_json(w: &World, name: &str, st: &State, f: &Field) -> Exec<Json> {
-    let mut out = Map::new();
-    for s in &f.selection {
-        let v = match s.name.as_str() {
+    object("TerraformState", &f.selection, |s| {
+        Ok(Some(match s.name.as_str() {
             "__typename" => json!("TerraformState"),
             "id" => json!(format!("gid://gitlab/Terraform::State/{}", st.id)),
             "name" => json!(name),
@@ -992,31 +961,16 @@ fn state_json(w: &World, name: &str, st: &State, f: &Field) -> Exec<Json> {
             "updatedAt" => json!(graphql_time(st.updated_at)),
             "latestVersion" => match st.versions.last() {
                 None => Json::Null,
-                Some(v) => {
-                    let mut o = Map::new();
-                    for x in &s.selection {
-                        let val = match x.name.as_str() {
-                            "serial" => json!(v.serial),
-                            "createdAt" => json!(graphql_time(v.created_at)),
-                            "updatedAt" => json!(graphql_time(v.created_at)),
-                            other => {
-                                return Err(format!(
-                                    "Field '{other}' doesn't exist on type 'TerraformStateVersion'"
-                                ))
-                            }
-                        };
-                        o.insert(x.key().to_string(), val);
-                    }
-                    Json::Object(o)
-                }
+                Some(v) => object("TerraformStateVersion", &s.selection, |x| {
+                    Ok(Some(match x.name.as_str() {
+                        "serial" => json!(v.serial),
+                        "createdAt" => json!(graphql_time(v.created_at)),
+                        "updatedAt" => json!(graphql_time(v.created_at)),
+                        _ => return Ok(None),
+                    }))
+                })?,
             },
-            other => {
-                return Err(format!(
-                    "Field '{other}' doesn't exist on type 'TerraformState'"
-                ))
-            }
-        };
-        out.insert(s.key().to_string(), v);
-    }
-    Ok(Json::Object(out))
+            _ => return Ok(None),
+        }))
+    })
 }

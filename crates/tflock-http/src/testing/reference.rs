@@ -51,11 +51,7 @@ impl ReferenceServer {
     }
 
     pub fn requests(&self) -> Vec<Request> {
-        self.server
-            .log
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.server.requests()
     }
 }
 

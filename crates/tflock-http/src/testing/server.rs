@@ -134,6 +134,16 @@ impl Server {
             thread: Some(thread),
         }
     }
+
+    /// Every request so far.
+    pub fn requests(&self) -> Vec<Request> {
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Forgets the requests so far.
+    pub fn clear_requests(&self) {
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
