@@ -141,8 +141,9 @@ impl DynamoStore {
         format!("dynamodb://{}/{lock_id}", self.table)
     }
 
-    /// Every lock row, scanning `segments` segments in parallel.
-    async fn scan(&self) -> Result<Vec<Item>, Error> {
+    /// Every lock row, scanning `segments` segments in parallel. Each page becomes locks
+    /// as it arrives: a large table's raw items are never all held at once.
+    async fn scan(&self) -> Result<Vec<Lock>, Error> {
         if self.segments == 1 {
             return self.scan_segment(None).await;
         }
@@ -152,8 +153,8 @@ impl DynamoStore {
         Ok(parts.into_iter().flatten().collect())
     }
 
-    async fn scan_segment(&self, segment: Option<i32>) -> Result<Vec<Item>, Error> {
-        let mut items = Vec::new();
+    async fn scan_segment(&self, segment: Option<i32>) -> Result<Vec<Lock>, Error> {
+        let mut locks = Vec::new();
         let mut start: Option<Item> = None;
         loop {
             let mut req = self
@@ -177,10 +178,10 @@ impl DynamoStore {
                 .send()
                 .await
                 .map_err(|e| sdk_error(&self.call(format!("scanning table {}", self.table)), &e))?;
-            items.extend(page.items().iter().cloned());
+            locks.extend(page.items().iter().filter_map(|item| self.lock_from(item)));
             match page.last_evaluated_key() {
                 Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => return Ok(items),
+                _ => return Ok(locks),
             }
         }
     }
@@ -323,14 +324,15 @@ impl LockStore for DynamoStore {
     }
 
     async fn list(&self) -> Result<Vec<Lock>, Error> {
-        let items = match &self.scope {
-            Some((bucket, keys, objects)) => self.read_scoped(bucket, keys, objects).await?,
+        let mut locks: Vec<Lock> = match &self.scope {
+            Some((bucket, keys, objects)) => self
+                .read_scoped(bucket, keys, objects)
+                .await?
+                .iter()
+                .filter_map(|item| self.lock_from(item))
+                .collect(),
             None => self.scan().await?,
         };
-        let mut locks: Vec<Lock> = items
-            .iter()
-            .filter_map(|item| self.lock_from(item))
-            .collect();
         locks.sort_by(|a, b| a.location.cmp(&b.location));
         Ok(locks)
     }
