@@ -3,12 +3,14 @@
 //! record that cannot be written after the lock is gone (a loud warning, exit 1, the
 //! batch goes on). Its own test binary: one test changes a process-wide resource limit.
 
+mod inproc;
+
 use async_trait::async_trait;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::process::Command;
 use std::sync::Arc;
-use tflock::{Io, Resolver};
+use tflock::Resolver;
 use tflock_core::memory::MemoryStore;
 use tflock_core::{
     Backend, BreakOptions, Broken, ConnectOptions, Error, Guard, Lock, LockStore, Presence, Target,
@@ -234,20 +236,10 @@ fn an_outcome_that_cannot_be_recorded_is_loud_and_the_batch_goes_on() {
             limit: false,
         }),
     );
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let mut input = std::io::Cursor::new(Vec::new());
-    let mut io = Io {
-        out: &mut out,
-        err: &mut err,
-        input: &mut input,
-        interactive: false,
-        color: false,
-        progress: false,
-    };
     let a_path = audit.display().to_string();
-    let code = tflock::run(
-        [
-            "tflock",
+    let r = inproc::tflock(
+        &Stores(map),
+        &[
             "break",
             "--stale",
             "--yes",
@@ -258,11 +250,11 @@ fn an_outcome_that_cannot_be_recorded_is_loud_and_the_batch_goes_on() {
             "--audit-log",
             &a_path,
         ],
-        &mut io,
-        &Stores(map),
+        "",
+        false,
     );
     set_file_limit(libc::RLIM_INFINITY);
-    let (out, err) = (String::from_utf8_lossy(&out), String::from_utf8_lossy(&err));
+    let (code, out, err) = (r.code, r.out, r.err);
     assert_eq!(code, 1, "{out}{err}");
     assert!(
         err.contains("could not be recorded in the audit log") && err.contains("(removed)"),

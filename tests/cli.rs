@@ -1,6 +1,9 @@
 //! The CLI above the LockStore trait, over in-memory stores: rendering, JSON schema,
 //! exit codes, confirmation, dry-run, merging of lock halves, partial failures.
 
+mod inproc;
+use inproc::{with_audit, Run};
+
 use async_trait::async_trait;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -66,36 +69,9 @@ impl Resolver for Stores {
     }
 }
 
-struct Run {
-    code: i32,
-    out: String,
-    err: String,
-}
-
 fn run_with(stores: &Stores, args: &[&str], input: &str, interactive: bool) -> Run {
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let mut input = std::io::Cursor::new(input.as_bytes().to_vec());
-    let mut io = Io {
-        out: &mut out,
-        err: &mut err,
-        input: &mut input,
-        interactive,
-        color: false,
-        progress: false,
-    };
     let audit = stores.audit_path().display().to_string();
-    let mut argv: Vec<&str> = std::iter::once("tflock")
-        .chain(args.iter().copied())
-        .collect();
-    if args.first() == Some(&"break") && !args.contains(&"--audit-log") {
-        argv.extend(["--audit-log", audit.as_str()]);
-    }
-    let code = tflock::run(argv, &mut io, stores);
-    Run {
-        code,
-        out: String::from_utf8(out).unwrap(),
-        err: String::from_utf8(err).unwrap(),
-    }
+    inproc::tflock(stores, &with_audit(args, &audit), input, interactive)
 }
 
 fn run(stores: &Stores, args: &[&str]) -> Run {
@@ -604,40 +580,23 @@ fn usage_errors_exit_2() {
 
 #[test]
 fn real_resolver_rejects_unknown_schemes_and_missing_dirs() {
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let mut input = std::io::Cursor::new(Vec::new());
-    let mut io = Io {
-        out: &mut out,
-        err: &mut err,
-        input: &mut input,
-        interactive: false,
-        color: false,
-        progress: false,
-    };
-    let code = tflock::run(
-        ["tflock", "list", "-t", "ftp://x"],
-        &mut io,
+    let r = inproc::tflock(
         &tflock::DefaultResolver,
+        &["list", "-t", "ftp://x"],
+        "",
+        false,
     );
-    assert_eq!(code, 2);
-    assert!(String::from_utf8_lossy(&err).contains("unknown target type ftp://"));
-    let mut err2 = Vec::new();
-    let mut io = Io {
-        out: &mut out,
-        err: &mut err2,
-        input: &mut input,
-        interactive: false,
-        color: false,
-        progress: false,
-    };
-    let code = tflock::run(
-        ["tflock", "list", "-t", "/nonexistent/dir"],
-        &mut io,
+    assert_eq!(r.code, 2);
+    assert!(r.err.contains("unknown target type ftp://"), "{}", r.err);
+    let r = inproc::tflock(
         &tflock::DefaultResolver,
+        &["list", "-t", "/nonexistent/dir"],
+        "",
+        false,
     );
-    assert_eq!(code, 2);
+    assert_eq!(r.code, 2);
     assert_eq!(
-        String::from_utf8_lossy(&err2),
+        r.err,
         "error: /nonexistent/dir: cannot open directory (No such file or directory (os error 2))\n"
     );
 }

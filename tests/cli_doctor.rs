@@ -4,11 +4,14 @@
 //! a table with one digest that keeps the diagnose/repair contract (a fix applies only
 //! if what it was decided on is unchanged; refused while locked).
 
+mod inproc;
+use inproc::Run;
+
 use async_trait::async_trait;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use tflock::{Io, Resolver};
+use tflock::Resolver;
 use tflock_core::memory::MemoryStore;
 use tflock_core::{
     Backend, BreakOptions, Broken, ConnectOptions, Error, Finding, Fix, Handle, Lock, LockStore,
@@ -228,32 +231,11 @@ impl Resolver for Stores {
     }
 }
 
-struct Run {
-    code: i32,
-    out: String,
-    err: String,
-}
-
 fn run_with(stores: &Stores, args: &[&str], input: &str, interactive: bool) -> Run {
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let mut input = std::io::Cursor::new(input.as_bytes().to_vec());
-    let mut io = Io {
-        out: &mut out,
-        err: &mut err,
-        input: &mut input,
-        interactive,
-        color: false,
-        progress: false,
-    };
     let audit = stores.2.path().join("audit.jsonl").display().to_string();
-    let mut argv: Vec<&str> = vec!["tflock", "doctor", "--audit-log", &audit];
+    let mut argv = vec!["doctor", "--audit-log", &audit];
     argv.extend(args);
-    let code = tflock::run(argv, &mut io, stores);
-    Run {
-        code,
-        out: String::from_utf8(out).unwrap(),
-        err: String::from_utf8(err).unwrap(),
-    }
+    inproc::tflock(stores, &argv, input, interactive)
 }
 
 fn run(stores: &Stores, args: &[&str]) -> Run {

@@ -3,13 +3,16 @@
 //! durations, and files that are FIFOs or endless. Every case: a clear error or escaped
 //! output, never a panic, a hang, a raw control character or a secret.
 
+mod inproc;
+use inproc::{with_audit, Run};
+
 use async_trait::async_trait;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tflock::{Io, Resolver};
+use tflock::Resolver;
 use tflock_core::memory::MemoryStore;
 use tflock_core::{ConnectOptions, Error, LockStore, Target};
 
@@ -25,36 +28,9 @@ impl Resolver for Stores {
     }
 }
 
-struct Run {
-    code: i32,
-    out: String,
-    err: String,
-}
-
 fn run_with(stores: &Stores, args: &[&str], input: &str, interactive: bool) -> Run {
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let mut input = std::io::Cursor::new(input.as_bytes().to_vec());
-    let mut io = Io {
-        out: &mut out,
-        err: &mut err,
-        input: &mut input,
-        interactive,
-        color: false,
-        progress: false,
-    };
     let audit = stores.1.path().join("audit.jsonl").display().to_string();
-    let mut argv: Vec<&str> = std::iter::once("tflock")
-        .chain(args.iter().copied())
-        .collect();
-    if args.first() == Some(&"break") {
-        argv.extend(["--audit-log", audit.as_str()]);
-    }
-    let code = tflock::run(argv, &mut io, stores);
-    Run {
-        code,
-        out: String::from_utf8(out).unwrap(),
-        err: String::from_utf8(err).unwrap(),
-    }
+    inproc::tflock(stores, &with_audit(args, &audit), input, interactive)
 }
 
 /// What an attacker who can write a lock puts in it.

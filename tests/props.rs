@@ -2,11 +2,13 @@
 //! to a few seconds each (the README's test command runs them): no input panics, no
 //! control character reaches the terminal, JSON keeps the exact values.
 
+mod inproc;
+
 use async_trait::async_trait;
 use proptest::prelude::*;
 use serde_json::Value;
 use std::sync::Arc;
-use tflock::{Io, Resolver};
+use tflock::Resolver;
 use tflock_core::memory::MemoryStore;
 use tflock_core::{ConnectOptions, Error, LockStore, Target};
 
@@ -25,25 +27,8 @@ impl Resolver for AnyTarget {
 }
 
 fn run(resolver: &AnyTarget, args: &[&str]) -> (i32, String, String) {
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let mut input = std::io::Cursor::new(Vec::new());
-    let mut io = Io {
-        out: &mut out,
-        err: &mut err,
-        input: &mut input,
-        interactive: false,
-        color: false,
-        progress: false,
-    };
-    let argv: Vec<&str> = std::iter::once("tflock")
-        .chain(args.iter().copied())
-        .collect();
-    let code = tflock::run(argv, &mut io, resolver);
-    (
-        code,
-        String::from_utf8_lossy(&out).into_owned(),
-        String::from_utf8_lossy(&err).into_owned(),
-    )
+    let r = inproc::tflock(resolver, args, "", false);
+    (r.code, r.out, r.err)
 }
 
 fn clean(text: &str) -> bool {
