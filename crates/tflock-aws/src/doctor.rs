@@ -411,8 +411,11 @@ impl Doctor {
     fn ddb_call(&self, action: String) -> Call<'_> {
         Call::new(&self.target, &self.region, self.ddb_endpoint(), action)
     }
+}
 
-    pub(crate) async fn diagnose(&self) -> Result<Vec<Finding>, Error> {
+#[async_trait::async_trait]
+impl tflock_core::doctor::Doctor for Doctor {
+    async fn diagnose(&self) -> Result<Vec<Finding>, Error> {
         if let Some(why) = &self.s3.sse_error {
             return Err(Error::usage(&self.target, why.clone()));
         }
@@ -426,7 +429,7 @@ impl Doctor {
         }
     }
 
-    pub(crate) async fn repair(&self, fix: &Fix) -> Result<Repaired, Error> {
+    async fn repair(&self, fix: &Fix) -> Result<Repaired, Error> {
         let h = fix
             .handle()
             .get::<DigestFix>()
@@ -447,7 +450,9 @@ impl Doctor {
     }
 
     // ------------------------------------------------------------ reading S3
+}
 
+impl Doctor {
     fn state_url(bucket: &str, key: &str) -> String {
         format!("s3://{bucket}/{key}")
     }

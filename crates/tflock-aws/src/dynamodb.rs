@@ -67,12 +67,7 @@ pub(crate) struct DynamoStore {
 
 impl DynamoStore {
     pub fn new(target: &Target, aws: &Aws, opts: &ConnectOptions) -> Result<Self, Error> {
-        if target.host.is_empty() {
-            return Err(Error::usage(
-                &target.url,
-                "missing table name (dynamodb://TABLE)",
-            ));
-        }
+        target.required_host("table name", "dynamodb://TABLE")?;
         let segments = match target.param("segments") {
             None => 1,
             Some(n) => n
@@ -378,12 +373,8 @@ impl LockStore for DynamoStore {
         )
     }
 
-    async fn diagnose(&self) -> Result<Vec<tflock_core::Finding>, Error> {
-        self.doctor.diagnose().await
-    }
-
-    async fn repair(&self, fix: &tflock_core::Fix) -> Result<tflock_core::Repaired, Error> {
-        self.doctor.repair(fix).await
+    fn doctor(&self) -> Option<&dyn tflock_core::doctor::Doctor> {
+        Some(&self.doctor)
     }
 
     async fn recheck(&self, lock: &Lock) -> Result<Presence, Error> {

@@ -191,12 +191,7 @@ impl Listed {
 
 impl S3Store {
     pub fn new(target: &Target, aws: &Aws, opts: &ConnectOptions) -> Result<Self, Error> {
-        if target.host.is_empty() {
-            return Err(Error::usage(
-                &target.url,
-                "missing bucket name (s3://BUCKET[/PREFIX])",
-            ));
-        }
+        target.required_host("bucket name", "s3://BUCKET[/PREFIX]")?;
         let keys = StateKeys::from_target(target)?;
         if keys.is_some() && !target.path.is_empty() {
             return Err(Error::usage(
@@ -529,12 +524,8 @@ impl LockStore for S3Store {
         )
     }
 
-    async fn diagnose(&self) -> Result<Vec<tflock_core::Finding>, Error> {
-        self.doctor.diagnose().await
-    }
-
-    async fn repair(&self, fix: &tflock_core::Fix) -> Result<tflock_core::Repaired, Error> {
-        self.doctor.repair(fix).await
+    fn doctor(&self) -> Option<&dyn tflock_core::doctor::Doctor> {
+        Some(&self.doctor)
     }
 
     async fn recheck(&self, lock: &Lock) -> Result<Presence, Error> {

@@ -1,7 +1,17 @@
 //! `tflock doctor`: problems around locks that keep Terraform from running, each with its
 //! evidence, what to do, and (when a backend can make it safely) a conditional fix.
 
+use crate::error::Error;
 use crate::lock::Handle;
+use async_trait::async_trait;
+
+/// A backend's doctor, when it keeps one apart from its store: the store names it in
+/// [`LockStore::doctor`](crate::LockStore::doctor) and `diagnose`/`repair` go to it.
+#[async_trait]
+pub trait Doctor: Send + Sync {
+    async fn diagnose(&self) -> Result<Vec<Finding>, Error>;
+    async fn repair(&self, fix: &Fix) -> Result<Repaired, Error>;
+}
 
 /// One problem found by [`LockStore::diagnose`](crate::LockStore::diagnose).
 #[derive(Debug, Clone)]

@@ -1,6 +1,6 @@
 //! The trait every backend implements, and the one way to break a lock through it.
 
-use crate::doctor::{Finding, Fix, Repaired};
+use crate::doctor::{Doctor, Finding, Fix, Repaired};
 use crate::error::{Error, Kind};
 use crate::lock::{Backend, Lock};
 use async_trait::async_trait;
@@ -38,18 +38,29 @@ pub trait LockStore: Send + Sync {
     async fn break_guard(&self) -> Result<Guard, Error> {
         Ok(Guard::default())
     }
+    /// The doctor this store keeps apart from itself, if any: the default `diagnose` and
+    /// `repair` go to it.
+    fn doctor(&self) -> Option<&dyn Doctor> {
+        None
+    }
     /// Problems around this place's locks that block Terraform (a DynamoDB digest that
     /// does not match the state, an orphan lockfile, ...). Reads only.
     async fn diagnose(&self) -> Result<Vec<Finding>, Error> {
-        Ok(Vec::new())
+        match self.doctor() {
+            Some(d) => d.diagnose().await,
+            None => Ok(Vec::new()),
+        }
     }
     /// Applies a fix `diagnose` offered, only if what it was decided on is unchanged
     /// ([`Kind::Changed`] otherwise). Sent once, like a break.
     async fn repair(&self, fix: &Fix) -> Result<Repaired, Error> {
-        Err(Error::refused(
-            self.target(),
-            format!("this backend cannot apply: {}", fix.description),
-        ))
+        match self.doctor() {
+            Some(d) => d.repair(fix).await,
+            None => Err(Error::refused(
+                self.target(),
+                format!("this backend cannot apply: {}", fix.description),
+            )),
+        }
     }
 }
 

@@ -191,6 +191,15 @@ impl Target {
         Ok(())
     }
 
+    /// The host part (a bucket, a table), or a usage error naming what is missing and the
+    /// target's form: `missing bucket name (s3://BUCKET[/PREFIX])`.
+    pub fn required_host(&self, what: &str, form: &str) -> Result<&str, Error> {
+        if self.host.is_empty() {
+            return Err(Error::usage(&self.url, format!("missing {what} ({form})")));
+        }
+        Ok(&self.host)
+    }
+
     pub fn param(&self, key: &str) -> Option<&str> {
         self.params
             .get(key)
