@@ -8,7 +8,7 @@ use tflock_core::{ConnectOptions, Driver, Error, LockStore, Target};
 
 /// Every backend, in the order their halves of one lock are shown (Terraform writes the
 /// s3 lockfile before the DynamoDB row).
-static DRIVERS: &[&dyn Driver] = &[
+static DRIVERS: &[&Driver] = &[
     &tflock_local::DRIVER,
     &tflock_aws::DRIVER,
     &tflock_azure::DRIVER,
@@ -19,12 +19,12 @@ static DRIVERS: &[&dyn Driver] = &[
     &tflock_pg::DRIVER,
 ];
 
-pub fn drivers() -> &'static [&'static dyn Driver] {
+pub fn drivers() -> &'static [&'static Driver] {
     DRIVERS
 }
 
 /// The driver that opens `scheme`.
-pub fn driver_for(scheme: &str) -> Option<&'static dyn Driver> {
+pub fn driver_for(scheme: &str) -> Option<&'static Driver> {
     drivers()
         .iter()
         .copied()

@@ -2,16 +2,25 @@
 //! Terraform reads it, turned into targets that cover exactly that configuration's
 //! workspaces (`?key=`, `?workspace_key_prefix=`).
 
-use async_trait::async_trait;
 use serde::Deserialize;
-use std::sync::Arc;
 use tflock_core::block::de;
-use tflock_core::{BackendBlock, ConnectOptions, Driver, Error, LockStore, Scheme, Target};
+use tflock_core::target::query_value;
+use tflock_core::{BackendBlock, Error, Scheme, Target};
 
-pub struct AwsDriver;
-
-/// Registered by the CLI.
-pub static DRIVER: AwsDriver = AwsDriver;
+pub const SCHEMES: &[Scheme] = &[
+    Scheme {
+        name: "s3",
+        backend: "s3",
+        form: "s3://BUCKET[/PREFIX]",
+        about: "the s3 backend's native .tflock lockfiles (use_lockfile)",
+    },
+    Scheme {
+        name: "dynamodb",
+        backend: "dynamodb",
+        form: "dynamodb://TABLE[/PREFIX]",
+        about: "the s3 backend's DynamoDB lock table (dynamodb_table); -md5 digest rows are never touched",
+    },
+];
 
 /// The settings of `backend "s3"` tflock uses, under Terraform's names.
 #[derive(Deserialize, Default)]
@@ -152,123 +161,75 @@ fn scoped(url: String, key: &str, prefix: Option<&str>) -> Result<Target, Error>
     Target::parse(&url)
 }
 
-/// A query value with everything but unreserved characters, `/` and `:` escaped.
-fn query_value(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~/:".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
+/// The targets that cover every workspace of the block's configuration.
+pub fn targets(block: &BackendBlock) -> Result<Vec<Target>, Error> {
+    let s: Settings = block.settings()?;
+    let (Some(bucket), Some(key)) = (&s.bucket, &s.key) else {
+        let missing: Vec<&str> = [("bucket", &s.bucket), ("key", &s.key)]
+            .iter()
+            .filter(|(_, v)| v.is_none())
+            .map(|(k, _)| *k)
+            .collect();
+        return Err(block.missing(&missing));
+    };
+    let prefix = s
+        .workspace_key_prefix
+        .as_deref()
+        .map(|p| p.trim_end_matches('/'))
+        .filter(|p| *p != crate::naming::WORKSPACE_PREFIX);
+    let endpoints = s.endpoints.as_ref();
+    let mut out = Vec::new();
+    let s3_endpoint = endpoints.and_then(|e| e.s3.clone()).or(s.endpoint.clone());
+    if s.use_lockfile == Some(true) {
+        let t =
+            scoped(format!("s3://{bucket}?"), key, prefix)?.with("endpoint", s3_endpoint.clone());
+        out.push(s.common(t));
     }
-    out
+    if let Some(table) = &s.dynamodb_table {
+        let endpoint = endpoints
+            .and_then(|e| e.dynamodb.clone())
+            .or(s.dynamodb_endpoint.clone());
+        // The table's rows are read by key: the workspaces are listed in the state
+        // bucket, through the block's S3 endpoint.
+        let t = scoped(format!("dynamodb://{table}?bucket={bucket}&"), key, prefix)?
+            .with("endpoint", endpoint)
+            .with("s3_endpoint", s3_endpoint)
+            // The doctor reads the state objects the digest rows describe.
+            .with(
+                "sse_customer_key",
+                s.sse_customer_key
+                    .clone()
+                    .filter(|_| s.encrypt == Some(true)),
+            );
+        out.push(s.common(t));
+    }
+    if out.is_empty() {
+        return Err(Error::usage(
+            "",
+            format!(
+                "the s3 backend ({}) has no locking configured (neither use_lockfile nor dynamodb_table): there are no locks to find",
+                block.source
+            ),
+        ));
+    }
+    Ok(out)
 }
 
-#[async_trait]
-impl Driver for AwsDriver {
-    fn schemes(&self) -> &'static [Scheme] {
-        &[
-            Scheme {
-                name: "s3",
-                backend: "s3",
-                form: "s3://BUCKET[/PREFIX]",
-                about: "the s3 backend's native .tflock lockfiles (use_lockfile)",
-            },
-            Scheme {
-                name: "dynamodb",
-                backend: "dynamodb",
-                form: "dynamodb://TABLE[/PREFIX]",
-                about: "the s3 backend's DynamoDB lock table (dynamodb_table); -md5 digest rows are never touched",
-            },
-        ]
-    }
-
-    fn terraform_backends(&self) -> &'static [&'static str] {
-        &["s3"]
-    }
-
-    async fn open(
-        &self,
-        target: &Target,
-        opts: &ConnectOptions,
-    ) -> Result<Arc<dyn LockStore>, Error> {
-        crate::open(target, opts).await
-    }
-
-    fn discover(&self, block: &BackendBlock) -> Result<Vec<Target>, Error> {
-        let s: Settings = block.settings()?;
-        let (Some(bucket), Some(key)) = (&s.bucket, &s.key) else {
-            let missing: Vec<&str> = [("bucket", &s.bucket), ("key", &s.key)]
-                .iter()
-                .filter(|(_, v)| v.is_none())
-                .map(|(k, _)| *k)
-                .collect();
-            return Err(block.missing(&missing));
-        };
-        let prefix = s
-            .workspace_key_prefix
-            .as_deref()
-            .map(|p| p.trim_end_matches('/'))
-            .filter(|p| *p != crate::naming::WORKSPACE_PREFIX);
-        let endpoints = s.endpoints.as_ref();
-        let mut out = Vec::new();
-        let s3_endpoint = endpoints.and_then(|e| e.s3.clone()).or(s.endpoint.clone());
-        if s.use_lockfile == Some(true) {
-            let t = scoped(format!("s3://{bucket}?"), key, prefix)?
-                .with("endpoint", s3_endpoint.clone());
-            out.push(s.common(t));
-        }
-        if let Some(table) = &s.dynamodb_table {
-            let endpoint = endpoints
-                .and_then(|e| e.dynamodb.clone())
-                .or(s.dynamodb_endpoint.clone());
-            // The table's rows are read by key: the workspaces are listed in the state
-            // bucket, through the block's S3 endpoint.
-            let t = scoped(format!("dynamodb://{table}?bucket={bucket}&"), key, prefix)?
-                .with("endpoint", endpoint)
-                .with("s3_endpoint", s3_endpoint)
-                // The doctor reads the state objects the digest rows describe.
-                .with(
-                    "sse_customer_key",
-                    s.sse_customer_key
-                        .clone()
-                        .filter(|_| s.encrypt == Some(true)),
-                );
-            out.push(s.common(t));
-        }
-        if out.is_empty() {
-            return Err(Error::usage(
-                "",
-                format!(
-                    "the s3 backend ({}) has no locking configured (neither use_lockfile nor dynamodb_table): there are no locks to find",
-                    block.source
-                ),
-            ));
-        }
-        Ok(out)
-    }
-
-    fn target_for_path(&self, path: &str) -> Option<String> {
-        // LockInfo.Path of the s3 backend: `<bucket>/<state key>`.
-        let (bucket, key) = crate::naming::split_lock_id(path)?;
-        (!path.contains("://")).then(|| format!("s3://{bucket}?key={key}"))
-    }
+/// The target a lock with this `LockInfo.Path` (`<bucket>/<state key>`) is in.
+pub fn target_for_path(path: &str) -> Option<String> {
+    let (bucket, key) = crate::naming::split_lock_id(path)?;
+    (!path.contains("://")).then(|| format!("s3://{bucket}?key={key}"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::naming::StateKeys;
+    use crate::DRIVER;
     use serde_json::{json, Value};
 
     fn block(config: Value) -> BackendBlock {
-        BackendBlock {
-            kind: "s3".into(),
-            config: config.as_object().cloned().unwrap_or_default(),
-            source: "backend \"s3\" block in ./backend.tf".into(),
-            dir: ".".into(),
-        }
+        BackendBlock::new("s3", config.as_object().cloned().unwrap_or_default())
     }
 
     /// The workspace a scoped target gives a state key (`None`: not this configuration's).
@@ -436,7 +397,7 @@ mod tests {
         let text = err.to_string();
         assert_eq!(err.kind(), tflock_core::Kind::Usage);
         assert!(
-            text.contains("does not set bucket, key") && text.contains("backend.tf"),
+            text.contains("does not set bucket, key") && text.contains("backend \"s3\" block"),
             "{text}"
         );
         let err = DRIVER

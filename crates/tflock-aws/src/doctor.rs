@@ -1657,7 +1657,7 @@ mod tests {
 
     #[test]
     fn discovery_gives_the_table_target_its_s3_endpoint_and_sse_key() {
-        use tflock_core::{BackendBlock, Driver};
+        use tflock_core::BackendBlock;
         let key = base64::engine::general_purpose::STANDARD.encode([1u8; 32]);
         let block = |encrypt: bool| BackendBlock {
             kind: "s3".into(),

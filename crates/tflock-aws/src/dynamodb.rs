@@ -119,15 +119,6 @@ impl DynamoStore {
         })
     }
 
-    fn mine<'a>(&self, lock: &'a Lock) -> Result<&'a DynamoHandle, Error> {
-        lock.handle().get::<DynamoHandle>().ok_or_else(|| {
-            Error::usage(
-                &self.target,
-                format!("{} is not a row of table {}", lock.location, self.table),
-            )
-        })
-    }
-
     fn call(&self, action: String) -> Call<'_> {
         Call::new(&self.target, &self.region, self.endpoint.as_deref(), action)
     }
@@ -310,14 +301,6 @@ impl DynamoStore {
 
 #[async_trait]
 impl LockStore for DynamoStore {
-    fn backend(&self) -> Backend {
-        DYNAMODB
-    }
-
-    fn target(&self) -> &str {
-        &self.target
-    }
-
     async fn list(&self) -> Result<Vec<Lock>, Error> {
         let mut locks: Vec<Lock> = match &self.scope {
             Some((bucket, keys, objects)) => self
@@ -333,7 +316,7 @@ impl LockStore for DynamoStore {
     }
 
     async fn delete_if_unchanged(&self, lock: &Lock, _: &BreakOptions) -> Result<Broken, Error> {
-        let h = self.mine(lock)?;
+        let h = lock.handle_for::<DynamoHandle>(&self.target)?;
         let lock_id = &h.lock_id;
         let Some(expected) = &h.info else {
             return Err(Error::refused(
@@ -378,7 +361,7 @@ impl LockStore for DynamoStore {
     }
 
     async fn recheck(&self, lock: &Lock) -> Result<Presence, Error> {
-        let h = self.mine(lock)?;
+        let h = lock.handle_for::<DynamoHandle>(&self.target)?;
         let out = self
             .client
             .get_item()
@@ -399,10 +382,14 @@ impl LockStore for DynamoStore {
             .item()
             .and_then(|i| i.get("Info"))
             .map(|v| v.as_s().ok().cloned());
-        Ok(match now {
-            None => Presence::Gone,
-            Some(info) if info == h.info => Presence::Same,
-            Some(_) => Presence::Other,
-        })
+        Ok(Presence::of(now, &h.info))
+    }
+
+    fn backend(&self) -> Backend {
+        DYNAMODB
+    }
+
+    fn target(&self) -> &str {
+        &self.target
     }
 }

@@ -29,13 +29,21 @@ mod error;
 mod naming;
 mod s3;
 
-pub use discover::DRIVER;
 pub use dynamodb::DYNAMODB;
 pub use s3::S3;
 
 use client::Endpoint;
 use std::sync::Arc;
 use tflock_core::{ConnectOptions, Error, LockStore, Target};
+
+/// Registered by the CLI.
+pub static DRIVER: tflock_core::Driver = tflock_core::Driver::new(
+    discover::SCHEMES,
+    &["s3"],
+    |t, o| Box::pin(open(t, o)),
+    discover::targets,
+)
+.with_target_for_path(discover::target_for_path);
 
 /// Options of one state configuration, for both services.
 const SCOPE_PARAMS: [&str; 2] = ["key", "workspace_key_prefix"];

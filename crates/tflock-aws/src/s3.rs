@@ -352,15 +352,6 @@ impl S3Store {
         Ok(Some(lock))
     }
 
-    fn mine<'a>(&self, lock: &'a Lock) -> Result<&'a S3Handle, Error> {
-        lock.handle().get::<S3Handle>().ok_or_else(|| {
-            Error::usage(
-                &self.target,
-                format!("{} is not a lockfile of this target", lock.location),
-            )
-        })
-    }
-
     /// The lockfile's ETag now, or `None` when it is gone. Reads are retried by the SDK.
     async fn head(&self, key: &str) -> Result<Option<String>, Error> {
         match self
@@ -439,14 +430,6 @@ fn to_chrono(t: &AwsDateTime) -> Option<DateTime<Utc>> {
 
 #[async_trait]
 impl LockStore for S3Store {
-    fn backend(&self) -> Backend {
-        S3
-    }
-
-    fn target(&self) -> &str {
-        &self.target
-    }
-
     async fn list(&self) -> Result<Vec<Lock>, Error> {
         match &self.keys {
             Some(keys) => self.list_scoped(keys).await,
@@ -484,7 +467,7 @@ impl LockStore for S3Store {
     }
 
     async fn delete_if_unchanged(&self, lock: &Lock, _: &BreakOptions) -> Result<Broken, Error> {
-        let h = self.mine(lock)?;
+        let h = lock.handle_for::<S3Handle>(&self.target)?;
         let location = self.location(&h.key);
         let Some(etag) = &h.etag else {
             return Err(Error::refused(
@@ -529,11 +512,16 @@ impl LockStore for S3Store {
     }
 
     async fn recheck(&self, lock: &Lock) -> Result<Presence, Error> {
-        let h = self.mine(lock)?;
-        Ok(match self.head(&h.key).await? {
-            None => Presence::Gone,
-            Some(now) if Some(&now) == h.etag.as_ref() => Presence::Same,
-            Some(_) => Presence::Other,
-        })
+        let h = lock.handle_for::<S3Handle>(&self.target)?;
+        let now = self.head(&h.key).await?;
+        Ok(Presence::of(now.map(Some), &h.etag))
+    }
+
+    fn backend(&self) -> Backend {
+        S3
+    }
+
+    fn target(&self) -> &str {
+        &self.target
     }
 }

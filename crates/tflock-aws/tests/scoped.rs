@@ -18,7 +18,7 @@ use std::sync::Arc;
 use support::s3_client;
 use tflock_core::testkit::relay::{Relay, Seen, Verdict};
 use tflock_core::testkit::{require_env, sample_info};
-use tflock_core::{BackendBlock, BreakOptions, ConnectOptions, Driver, Target};
+use tflock_core::{BackendBlock, BreakOptions, ConnectOptions, Target};
 
 fn moto() -> Option<String> {
     let moto = require_env("TFLOCK_TEST_MOTO", "moto (S3 + DynamoDB emulator)")?;
@@ -88,12 +88,7 @@ async fn put(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, body: String) {
 }
 
 fn block(config: serde_json::Value) -> BackendBlock {
-    BackendBlock {
-        kind: "s3".into(),
-        config: config.as_object().unwrap().clone(),
-        source: "backend \"s3\" block in test".into(),
-        dir: ".".into(),
-    }
+    BackendBlock::new("s3", config.as_object().unwrap().clone())
 }
 
 /// `GET /bucket?list-type=2...`

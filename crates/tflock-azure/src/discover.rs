@@ -1,15 +1,9 @@
 //! The azurerm backend as a driver: `azblob://` targets and the `backend "azurerm"` block.
 
-use async_trait::async_trait;
 use serde::Deserialize;
-use std::sync::Arc;
 use tflock_core::block::de;
-use tflock_core::{BackendBlock, ConnectOptions, Driver, Error, LockStore, Scheme, Target};
-
-pub struct AzureDriver;
-
-/// Registered by the CLI.
-pub static DRIVER: AzureDriver = AzureDriver;
+use tflock_core::target::{percent_decode, query_value};
+use tflock_core::{BackendBlock, Error, Scheme, Target};
 
 /// The settings of `backend "azurerm"` tflock uses, under Terraform's names.
 #[derive(Deserialize, Default)]
@@ -33,127 +27,73 @@ struct Settings {
     use_azuread_auth: Option<String>,
 }
 
-/// `value` as a target query value that [`Target::parse`] gives back unchanged: `%` and
-/// `&` would be read as an escape and a separator; spaces and anything unprintable are
-/// escaped too, so the shown target is one readable word. The rest stays as typed.
-fn query_value(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if b.is_ascii_graphic() && b != b'%' && b != b'&' {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// A URL path with its `%XX` escapes decoded (`+` is a plus in a path).
-fn percent_decoded(path: &str) -> String {
-    let bytes = path.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
-#[async_trait]
-impl Driver for AzureDriver {
-    fn schemes(&self) -> &'static [Scheme] {
-        &[Scheme {
-            name: "azblob",
-            backend: "azure",
-            form: "azblob://ACCOUNT/CONTAINER[/PREFIX]",
-            about: "the azurerm backend's leased state blobs (lock ID = lease ID)",
-        }]
-    }
+pub const SCHEMES: &[Scheme] = &[Scheme {
+    name: "azblob",
+    backend: "azure",
+    form: "azblob://ACCOUNT/CONTAINER[/PREFIX]",
+    about: "the azurerm backend's leased state blobs (lock ID = lease ID)",
+}];
 
-    fn terraform_backends(&self) -> &'static [&'static str] {
-        &["azurerm"]
-    }
+pub fn targets(block: &BackendBlock) -> Result<Vec<Target>, Error> {
+    let s: Settings = block.settings()?;
+    let account = s
+        .storage_account_name
+        .clone()
+        .or_else(|| env("ARM_STORAGE_ACCOUNT_NAME"));
+    let container = s
+        .container_name
+        .clone()
+        .or_else(|| env("ARM_CONTAINER_NAME"));
+    let (Some(account), Some(container)) = (&account, &container) else {
+        let missing: Vec<&str> = [
+            ("storage_account_name", &account),
+            ("container_name", &container),
+        ]
+        .iter()
+        .filter(|(_, v)| v.is_none())
+        .map(|(k, _)| *k)
+        .collect();
+        return Err(block.missing(&missing));
+    };
+    let key = s.key.as_deref().unwrap_or("terraform.tfstate");
+    // The cloud, and Entra ID for the data plane; unset ones fall back to
+    // ARM_ENVIRONMENT / ARM_USE_AZUREAD in the store, as in Terraform.
+    Ok(vec![Target::parse(&format!(
+        "azblob://{account}/{container}?key={}",
+        query_value(key)
+    ))?
+    .with("access_key", s.access_key)
+    .with("sas_token", s.sas_token)
+    .with("environment", s.environment)
+    .with("metadata_host", s.metadata_host)
+    .with("use_azuread_auth", s.use_azuread_auth)])
+}
 
-    async fn open(
-        &self,
-        target: &Target,
-        opts: &ConnectOptions,
-    ) -> Result<Arc<dyn LockStore>, Error> {
-        crate::open(target, opts).await
-    }
-
-    fn discover(&self, block: &BackendBlock) -> Result<Vec<Target>, Error> {
-        let s: Settings = block.settings()?;
-        let account = s
-            .storage_account_name
-            .clone()
-            .or_else(|| env("ARM_STORAGE_ACCOUNT_NAME"));
-        let container = s
-            .container_name
-            .clone()
-            .or_else(|| env("ARM_CONTAINER_NAME"));
-        let (Some(account), Some(container)) = (&account, &container) else {
-            let missing: Vec<&str> = [
-                ("storage_account_name", &account),
-                ("container_name", &container),
-            ]
-            .iter()
-            .filter(|(_, v)| v.is_none())
-            .map(|(k, _)| *k)
-            .collect();
-            return Err(block.missing(&missing));
-        };
-        let key = s.key.as_deref().unwrap_or("terraform.tfstate");
-        // The cloud, and Entra ID for the data plane; unset ones fall back to
-        // ARM_ENVIRONMENT / ARM_USE_AZUREAD in the store, as in Terraform.
-        Ok(vec![Target::parse(&format!(
-            "azblob://{account}/{container}?key={}",
-            query_value(key)
-        ))?
-        .with("access_key", s.access_key)
-        .with("sas_token", s.sas_token)
-        .with("environment", s.environment)
-        .with("metadata_host", s.metadata_host)
-        .with("use_azuread_auth", s.use_azuread_auth)])
-    }
-
-    fn target_for_path(&self, path: &str) -> Option<String> {
-        // OpenTofu >= 1.11 writes the full blob URL as Path.
-        let url = url::Url::parse(path).ok()?;
-        let account = url.host_str()?.strip_suffix(".blob.core.windows.net")?;
-        let mut segments = url.path_segments()?;
-        let container = segments.next()?;
-        let key: Vec<&str> = segments.collect();
-        let key = percent_decoded(&key.join("/"));
-        Some(format!(
-            "azblob://{account}/{container}?key={}",
-            query_value(&key)
-        ))
-    }
+pub fn target_for_path(path: &str) -> Option<String> {
+    // OpenTofu >= 1.11 writes the full blob URL as Path.
+    let url = url::Url::parse(path).ok()?;
+    let account = url.host_str()?.strip_suffix(".blob.core.windows.net")?;
+    let mut segments = url.path_segments()?;
+    let container = segments.next()?;
+    let key: Vec<&str> = segments.collect();
+    let key = percent_decode(&key.join("/"));
+    Some(format!(
+        "azblob://{account}/{container}?key={}",
+        query_value(&key)
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::client::Clients;
+    use crate::DRIVER;
     use serde_json::{Map, Value};
+    use tflock_core::ConnectOptions;
 
     fn block(json: &str) -> BackendBlock {
         let config: Map<String, Value> = serde_json::from_str(json).unwrap();

@@ -30,9 +30,17 @@ mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use discover::DRIVER;
 pub use naming::LOCK_KEY;
 pub use store::AZURE;
+
+/// Registered by the CLI.
+pub static DRIVER: tflock_core::Driver = tflock_core::Driver::new(
+    discover::SCHEMES,
+    &["azurerm"],
+    |t, o| Box::pin(open(t, o)),
+    discover::targets,
+)
+.with_target_for_path(discover::target_for_path);
 
 use std::sync::Arc;
 use tflock_core::{ConnectOptions, Error, LockStore, Target};

@@ -137,15 +137,6 @@ impl AzureStore {
         Some(lock)
     }
 
-    fn mine<'a>(&self, lock: &'a Lock) -> Result<&'a AzureHandle, Error> {
-        lock.handle().get::<AzureHandle>().ok_or_else(|| {
-            Error::usage(
-                &self.clients.target,
-                format!("lock {} was not listed from this target", lock.location),
-            )
-        })
-    }
-
     /// The blob's lease, ETag and metadata now; `None` when the blob is gone.
     async fn now(&self, name: &str, location: &str) -> Result<Option<Now>, Error> {
         let c = &self.clients;
@@ -344,14 +335,6 @@ impl AzureStore {
 
 #[async_trait]
 impl LockStore for AzureStore {
-    fn backend(&self) -> Backend {
-        AZURE
-    }
-
-    fn target(&self) -> &str {
-        &self.clients.target
-    }
-
     async fn list(&self) -> Result<Vec<Lock>, Error> {
         let c = &self.clients;
         let what = format!("listing container {} of account {}", c.container, c.account);
@@ -386,7 +369,7 @@ impl LockStore for AzureStore {
 
     async fn delete_if_unchanged(&self, lock: &Lock, opts: &BreakOptions) -> Result<Broken, Error> {
         let c = &self.clients;
-        let h = self.mine(lock)?;
+        let h = lock.handle_for::<AzureHandle>(&self.clients.target)?;
         let Some(etag) = h.etag.as_deref() else {
             return Err(Error::refused(
                 &c.target,
@@ -419,7 +402,7 @@ impl LockStore for AzureStore {
     }
 
     async fn recheck(&self, lock: &Lock) -> Result<Presence, Error> {
-        let h = self.mine(lock)?;
+        let h = lock.handle_for::<AzureHandle>(&self.clients.target)?;
         if let Some(lease_id) = &h.lease_id {
             // A Terraform lock is its lease: ask the service whether that lease still
             // holds. Its metadata cannot tell: a release leaves it on the blob until the
@@ -445,7 +428,16 @@ impl LockStore for AzureStore {
             Presence::Other
         })
     }
+
     async fn diagnose(&self) -> Result<Vec<Finding>, Error> {
         crate::doctor::diagnose(self).await
+    }
+
+    fn backend(&self) -> Backend {
+        AZURE
+    }
+
+    fn target(&self) -> &str {
+        &self.clients.target
     }
 }

@@ -9,7 +9,7 @@ use support::{fixture, Azurite, STATE};
 use tflock_azure::testing::open_with_env;
 use tflock_core::testkit::relay::Relay;
 use tflock_core::testkit::sample_info;
-use tflock_core::{BackendBlock, Driver, Target};
+use tflock_core::{BackendBlock, Target};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scoped_store_lists_only_its_state_blobs_in_one_request() {

@@ -3,9 +3,10 @@
 //! requests sent once (never retried).
 
 use crate::auth::{self, Auth};
-use crate::error::{timed_out, transport, Reply};
+use crate::error::{timed_out, transport};
 use base64::Engine as _;
 use std::time::Duration;
+use tflock_core::exchange::{exchange, NoReply, Reply};
 use tflock_core::{ConnectOptions, Error, Target};
 
 /// `api.DefaultConfig`'s address when nothing else says.
@@ -180,22 +181,10 @@ impl Conn {
             v.set_sensitive(true);
             req = req.header("authorization", v);
         }
-        let limit = self.timeout + Duration::from_millis(250);
-        let sent = tokio::time::timeout(limit, async {
-            let res = req.send().await?;
-            let status = res.status().as_u16();
-            let body = res.bytes().await?;
-            Ok::<_, reqwest::Error>(Reply {
-                status,
-                body: body.to_vec(),
-            })
+        exchange(req, self.timeout).await.map_err(|e| match e {
+            NoReply::Transport(e) => transport(self, what, &e, write),
+            NoReply::TimedOut => timed_out(self, what, write),
         })
-        .await;
-        match sent {
-            Ok(Ok(reply)) => Ok(reply),
-            Ok(Err(e)) => Err(transport(self, what, &e, write)),
-            Err(_) => Err(timed_out(self, what, write)),
-        }
     }
 }
 

@@ -2,16 +2,9 @@
 //! (`backend.go` `Configure`: path, address, scheme, datacenter, access_token, http_auth,
 //! ca_file/cert_file/key_file over `api.DefaultConfig`'s environment).
 
-use async_trait::async_trait;
 use serde::Deserialize;
-use std::sync::Arc;
 use tflock_core::block::de;
-use tflock_core::{BackendBlock, ConnectOptions, Driver, Error, LockStore, Scheme, Target};
-
-pub struct ConsulDriver;
-
-/// Registered by the CLI.
-pub static DRIVER: ConsulDriver = ConsulDriver;
+use tflock_core::{BackendBlock, Error, Scheme, Target};
 
 #[derive(Deserialize, Default)]
 struct Settings {
@@ -83,40 +76,12 @@ pub fn targets(
         .with("key_file", s.key_file)])
 }
 
-fn process_env(name: &str) -> Option<String> {
-    std::env::var(name)
-        .ok()
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
-}
-
-#[async_trait]
-impl Driver for ConsulDriver {
-    fn schemes(&self) -> &'static [Scheme] {
-        &[Scheme {
-            name: "consul",
-            backend: "consul",
-            form: "consul://[HOST[:PORT]]/PATH",
-            about: "the consul backend's <path>/.lock keys held by sessions (lock ID = session ID)",
-        }]
-    }
-
-    fn terraform_backends(&self) -> &'static [&'static str] {
-        &["consul"]
-    }
-
-    async fn open(
-        &self,
-        target: &Target,
-        opts: &ConnectOptions,
-    ) -> Result<Arc<dyn LockStore>, Error> {
-        crate::open(target, opts).await
-    }
-
-    fn discover(&self, block: &BackendBlock) -> Result<Vec<Target>, Error> {
-        targets(block, &process_env)
-    }
-}
+pub const SCHEMES: &[Scheme] = &[Scheme {
+    name: "consul",
+    backend: "consul",
+    form: "consul://[HOST[:PORT]]/PATH",
+    about: "the consul backend's <path>/.lock keys held by sessions (lock ID = session ID)",
+}];
 
 #[cfg(test)]
 mod tests {
@@ -124,12 +89,7 @@ mod tests {
     use tflock_core::Kind;
 
     fn block(json: &str) -> BackendBlock {
-        BackendBlock {
-            kind: "consul".into(),
-            config: serde_json::from_str(json).unwrap(),
-            source: "backend \"consul\" block in main.tf".into(),
-            dir: ".".into(),
-        }
+        BackendBlock::new("consul", serde_json::from_str(json).unwrap())
     }
 
     fn no_env(_: &str) -> Option<String> {

@@ -93,7 +93,7 @@ pub async fn repair(store: &ConsulStore, fix: &Fix) -> Result<Repaired, Error> {
     }
     let what = format!("deleting {info_key}");
     let reply = store.delete_cas(&info_key, f.index, &what).await?;
-    if reply.ok() && reply.is_true() {
+    if reply.ok() && crate::error::is_true(&reply) {
         Ok(Repaired {
             done: vec![format!("deleted {}", store.location(&info_key))],
         })

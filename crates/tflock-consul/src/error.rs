@@ -4,22 +4,12 @@
 
 use crate::client::Conn;
 use tflock_core::error::{one_line, root_cause};
+use tflock_core::exchange::Reply;
 use tflock_core::{Error, Kind};
 
-#[derive(Debug)]
-pub struct Reply {
-    pub status: u16,
-    pub body: Vec<u8>,
-}
-
-impl Reply {
-    pub fn ok(&self) -> bool {
-        (200..300).contains(&self.status)
-    }
-    /// `true`/`false` answers of writes (`?cas=`, `?acquire=`, session destroy).
-    pub fn is_true(&self) -> bool {
-        String::from_utf8_lossy(&self.body).trim() == "true"
-    }
+/// `true`/`false` answers of writes (`?cas=`, `?acquire=`, session destroy).
+pub fn is_true(reply: &Reply) -> bool {
+    String::from_utf8_lossy(&reply.body).trim() == "true"
 }
 
 /// `HTTP 403: Permission denied`, escaped and bounded.
@@ -81,34 +71,17 @@ pub fn transport(conn: &Conn, what: &str, e: &reqwest::Error, write: bool) -> Er
     if e.is_timeout() {
         return timed_out(conn, what, write);
     }
-    let cause = root_cause(e);
+    let (cause, server) = (root_cause(e), conn.server());
     if e.is_connect() {
-        return Error::new(
-            Kind::Unreachable,
-            format!("{what} failed: cannot connect to {} ({cause})", conn.server()),
-        )
-        .at(&conn.target)
-        .with_hint("check the address (the backend's address, CONSUL_HTTP_ADDR), the scheme and the network");
+        return Error::unreachable(&conn.target, what, &server, &cause).with_hint(
+            "check the address (the backend's address, CONSUL_HTTP_ADDR), the scheme and the network",
+        );
     }
-    Error::new(
-        Kind::Backend,
-        format!("{what} failed: no answer from {} ({cause})", conn.server()),
-    )
-    .at(&conn.target)
-    .with_hint("check the network and the Consul agent")
-    .unknown_if(write)
+    Error::no_answer(&conn.target, what, &server, &cause, write)
+        .with_hint("check the network and the Consul agent")
 }
 
 pub fn timed_out(conn: &Conn, what: &str, write: bool) -> Error {
-    Error::new(
-        Kind::Timeout,
-        format!(
-            "{what} failed: no answer from {} within {}s",
-            conn.server(),
-            conn.timeout.as_secs_f32()
-        ),
-    )
-    .at(&conn.target)
-    .with_hint("check the address and the network, or raise --request-timeout")
-    .unknown_if(write)
+    Error::timed_out(&conn.target, what, &conn.server(), conn.timeout, write)
+        .with_hint("check the address and the network, or raise --request-timeout")
 }

@@ -22,11 +22,17 @@ mod error;
 mod naming;
 mod store;
 
-use std::sync::Arc;
-use tflock_core::{ConnectOptions, Error, LockStore, Target};
+use tflock_core::{ConnectOptions, Error, Target};
 
-pub use discover::DRIVER;
 pub use store::{ConsulStore, CONSUL};
+
+/// Registered by the CLI.
+pub static DRIVER: tflock_core::Driver = tflock_core::Driver::new(
+    discover::SCHEMES,
+    &["consul"],
+    |t, o| tflock_core::opened(ConsulStore::open(t, o)),
+    |block| discover::targets(block, &tflock_core::env_var),
+);
 
 const OPTIONS: &[&str] = &[
     "scheme",
@@ -39,18 +45,6 @@ const OPTIONS: &[&str] = &[
 ];
 /// Refused on a `-t` URL, which is shown everywhere.
 const SECRETS: &[&str] = &["access_token", "http_auth"];
-
-/// Opens `consul://[HOST[:PORT]]/PATH`.
-pub async fn open(target: &Target, opts: &ConnectOptions) -> Result<Arc<dyn LockStore>, Error> {
-    Ok(Arc::new(ConsulStore::open(target, opts)?))
-}
-
-fn env(name: &str) -> Option<String> {
-    std::env::var(name)
-        .ok()
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
-}
 
 impl ConsulStore {
     /// Builds the client; sends nothing.
@@ -71,7 +65,7 @@ impl ConsulStore {
             ));
         }
         Ok(ConsulStore {
-            conn: client::Conn::new(target, opts, &env)?,
+            conn: client::Conn::new(target, opts, &tflock_core::env_var)?,
             path,
             concurrency: opts.concurrency.max(1),
         })

@@ -11,7 +11,7 @@
 //! newer lock's info is never removed. The state keys are never written.
 
 use crate::client::Conn;
-use crate::error::{describe, status_error, Reply};
+use crate::error::{describe, is_true, status_error};
 use crate::naming::{self, Part, LOCK_FLAGS};
 use async_trait::async_trait;
 use base64::Engine as _;
@@ -20,6 +20,7 @@ use reqwest::Method;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use tflock_core::error::may_have_applied;
+use tflock_core::exchange::Reply;
 use tflock_core::{Backend, BreakOptions, Broken, Error, Handle, Lock, LockStore, Presence};
 
 /// The backend name of consul locks.
@@ -308,18 +309,14 @@ impl ConsulStore {
                 match info.text() {
                     Err(e) => lock.info_error = Some(e),
                     Ok(text) => {
-                        lock = lock.with_info_text(&text);
-                        lock.id = holder.to_string();
-                        if let Some(i) = &lock.info {
-                            if i.id != holder {
-                                // An orphan of an older lock next to a holder that wrote none.
-                                lock.foreign = true;
-                                lock.info_error = Some(format!(
-                                    "{info_key} describes session {}, not the holder {holder}",
-                                    i.id
-                                ));
-                                lock.info = None;
-                            }
+                        let other;
+                        (lock, other) = lock.with_holder_info(holder, &text);
+                        // An orphan of an older lock next to a holder that wrote none.
+                        if let Some(other) = other {
+                            lock.info = None;
+                            lock.info_error = Some(format!(
+                                "{info_key} describes session {other}, not the holder {holder}"
+                            ));
                         }
                     }
                 }
@@ -327,15 +324,6 @@ impl ConsulStore {
         }
         lock.held = held(&lock, session);
         lock
-    }
-
-    fn mine<'a>(&self, lock: &'a Lock) -> Result<&'a ConsulHandle, Error> {
-        lock.handle().get::<ConsulHandle>().ok_or_else(|| {
-            Error::usage(
-                &self.conn.target,
-                format!("{} is not a lock of this target", lock.location),
-            )
-        })
     }
 }
 
@@ -355,14 +343,6 @@ fn held(lock: &Lock, session: &Session) -> Option<bool> {
 
 #[async_trait]
 impl LockStore for ConsulStore {
-    fn backend(&self) -> Backend {
-        CONSUL
-    }
-
-    fn target(&self) -> &str {
-        &self.conn.target
-    }
-
     async fn list(&self) -> Result<Vec<Lock>, Error> {
         let slots = self.scan().await?;
         let sessions = self.sessions(&slots).await?;
@@ -380,7 +360,7 @@ impl LockStore for ConsulStore {
     }
 
     async fn delete_if_unchanged(&self, lock: &Lock, _: &BreakOptions) -> Result<Broken, Error> {
-        let h = self.mine(lock)?;
+        let h = lock.handle_for::<ConsulHandle>(&self.conn.target)?;
         let lock_key = format!("{}{}", h.stem, naming::LOCK_SUFFIX);
         let info_key = format!("{}{}", h.stem, naming::INFO_SUFFIX);
         // Destroying the listed session can only release what that session holds; this
@@ -445,7 +425,7 @@ impl LockStore for ConsulStore {
         if let Some(index) = h.info_index {
             let what = format!("deleting {info_key}");
             match self.delete_cas(&info_key, index, &what).await {
-                Ok(r) if r.ok() && r.is_true() => broken.removed.push(self.location(&info_key)),
+                Ok(r) if r.ok() && is_true(&r) => broken.removed.push(self.location(&info_key)),
                 Ok(r) if r.ok() => broken.warnings.push(format!(
                     "{info_key} changed since it was read (a new lock?) and was kept"
                 )),
@@ -467,12 +447,8 @@ impl LockStore for ConsulStore {
     }
 
     async fn recheck(&self, lock: &Lock) -> Result<Presence, Error> {
-        let h = self.mine(lock)?;
-        Ok(match self.holder_now(&h.stem).await? {
-            None => Presence::Gone,
-            Some(s) if s == h.session => Presence::Same,
-            Some(_) => Presence::Other,
-        })
+        let h = lock.handle_for::<ConsulHandle>(&self.conn.target)?;
+        Ok(Presence::of(self.holder_now(&h.stem).await?, &h.session))
     }
 
     async fn diagnose(&self) -> Result<Vec<tflock_core::Finding>, Error> {
@@ -481,5 +457,13 @@ impl LockStore for ConsulStore {
 
     async fn repair(&self, fix: &tflock_core::Fix) -> Result<tflock_core::Repaired, Error> {
         crate::doctor::repair(self, fix).await
+    }
+
+    fn backend(&self) -> Backend {
+        CONSUL
+    }
+
+    fn target(&self) -> &str {
+        &self.conn.target
     }
 }

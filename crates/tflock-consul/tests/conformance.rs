@@ -11,7 +11,7 @@ use support::agent::Fake;
 use tflock_consul::ConsulStore;
 use tflock_core::testkit::{sample_info, Fixture, Network, Place};
 use tflock_core::{
-    BackendBlock, BreakOptions, ConnectOptions, Driver, Error, Kind, LockInfo, LockStore, Target,
+    BackendBlock, BreakOptions, ConnectOptions, Error, Kind, LockInfo, LockStore, Target,
 };
 
 const FLAGS: &str = "3304740253564472344";
@@ -305,7 +305,7 @@ impl Network for ConsulFixture {
         } else {
             t.with("access_token", Some(self.fake.token.clone()))
         };
-        tflock_consul::open(&t, opts).await
+        tflock_consul::DRIVER.open(&t, opts).await
     }
     fn bad_targets(&self) -> Vec<String> {
         vec![

@@ -21,6 +21,16 @@ pub struct BackendBlock {
 }
 
 impl BackendBlock {
+    /// A block of type `kind` with these settings, read in the current directory.
+    pub fn new(kind: &str, config: Map<String, Value>) -> BackendBlock {
+        BackendBlock {
+            kind: kind.to_string(),
+            config,
+            source: format!("backend \"{kind}\" block"),
+            dir: ".".into(),
+        }
+    }
+
     /// The block's settings as the driver's typed struct. Values are never echoed in
     /// the error: a block holds keys and tokens.
     pub fn settings<T: DeserializeOwned>(&self) -> Result<T, Error> {
@@ -152,12 +162,7 @@ mod tests {
     }
 
     fn block(json: &str) -> BackendBlock {
-        BackendBlock {
-            kind: "s3".into(),
-            config: serde_json::from_str(json).unwrap(),
-            source: "test".into(),
-            dir: ".".into(),
-        }
+        BackendBlock::new("s3", serde_json::from_str(json).unwrap())
     }
 
     #[test]
@@ -188,6 +193,9 @@ mod tests {
         let text = err.to_string();
         assert_eq!(err.kind(), Kind::Usage);
         assert!(!text.contains("s3cr3t"), "{text}");
-        assert!(text.contains("the s3 backend (test)"), "{text}");
+        assert!(
+            text.contains("the s3 backend (backend \"s3\" block)"),
+            "{text}"
+        );
     }
 }

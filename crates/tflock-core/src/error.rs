@@ -113,6 +113,38 @@ impl Error {
         self
     }
 
+    /// `WHAT failed: no answer from SERVER within Ns`: a request without an answer in
+    /// time. A write's outcome is then unknown ([`Kind::OutcomeUnknown`]).
+    pub fn timed_out(
+        target: &str,
+        what: &str,
+        server: &str,
+        timeout: std::time::Duration,
+        write: bool,
+    ) -> Error {
+        let secs = timeout.as_secs_f32();
+        Error::new(
+            Kind::Timeout,
+            format!("{what} failed: no answer from {server} within {secs}s"),
+        )
+        .at(target)
+        .unknown_if(write)
+    }
+
+    /// `WHAT failed: cannot connect to SERVER (CAUSE)`: the request never left, so
+    /// nothing was changed.
+    pub fn unreachable(target: &str, what: &str, server: &str, cause: &str) -> Error {
+        let msg = format!("{what} failed: cannot connect to {server} ({cause})");
+        Error::new(Kind::Unreachable, msg).at(target)
+    }
+
+    /// `WHAT failed: no answer from SERVER (CAUSE)`: the connection failed after the
+    /// request may have left; a write's outcome is then unknown.
+    pub fn no_answer(target: &str, what: &str, server: &str, cause: &str, write: bool) -> Error {
+        let msg = format!("{what} failed: no answer from {server} ({cause})");
+        Error::new(Kind::Backend, msg).at(target).unknown_if(write)
+    }
+
     /// The same error, as `OutcomeUnknown` when the destructive request it is about
     /// `maybe_applied` (no reply, or a [`may_have_applied`] status): it is settled by
     /// reading again, never by sending it again.

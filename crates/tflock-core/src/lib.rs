@@ -17,6 +17,8 @@ pub mod store;
 pub mod target;
 pub mod text;
 
+#[cfg(feature = "exchange")]
+pub mod exchange;
 #[cfg(feature = "memory")]
 pub mod memory;
 #[cfg(feature = "testkit")]
@@ -24,7 +26,7 @@ pub mod testkit;
 
 pub use block::BackendBlock;
 pub use doctor::{Finding, Fix, Repaired};
-pub use driver::{Driver, Scheme};
+pub use driver::{opened, Driver, Opened, Scheme};
 pub use error::{Error, Kind};
 pub use lock::{Backend, Handle, Lock, Status};
 pub use lockinfo::LockInfo;
@@ -32,6 +34,14 @@ pub use store::{
     check_breakable, BreakOptions, Broken, ConnectOptions, Guard, LockStore, Presence,
 };
 pub use target::Target;
+
+/// An environment variable's value, trimmed; `None` when unset, not UTF-8 or blank.
+pub fn env_var(name: &str) -> Option<String> {
+    std::env::var(name)
+        .ok()
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
 
 /// Runs `f` over `items` with at most `limit` in flight, keeping the input order.
 /// Backends use it for per-lock reads after one listing call.

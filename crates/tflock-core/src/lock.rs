@@ -1,5 +1,6 @@
 //! The `Lock` record every backend returns, and the staleness rules.
 
+use crate::error::Error;
 use crate::lockinfo::LockInfo;
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
@@ -142,6 +143,17 @@ impl Lock {
         &self.handle
     }
 
+    /// The handle as the backend's own type, for the store with target `target` to
+    /// break it; a usage error when another kind of store listed the lock.
+    pub fn handle_for<T: Any>(&self, target: &str) -> Result<&T, Error> {
+        self.handle.get::<T>().ok_or_else(|| {
+            Error::usage(
+                target,
+                format!("{} was not listed from this target", self.location),
+            )
+        })
+    }
+
     /// Replaces the handle (a backend that learns more while reading the lock).
     pub fn set_handle(&mut self, handle: Handle) {
         self.handle = handle;
@@ -149,6 +161,18 @@ impl Lock {
 
     /// Decodes `raw` as LockInfo and fills `info`/`info_error`, `id` (unless the backend
     /// already set it: GCS, Azure) and `path` (when Terraform recorded one).
+    /// The lock of `holder` (a session, a Lease holder: the lock ID) with the LockInfo
+    /// `raw` read beside it. Info that names another ID is not this holder's: the lock is
+    /// then foreign, and the ID the info names is returned for the message.
+    pub fn with_holder_info(self, holder: &str, raw: &str) -> (Self, Option<String>) {
+        let mut lock = self.with_info_text(raw);
+        lock.id = holder.to_string();
+        let other = lock.info.as_ref().map(|i| &i.id).filter(|id| *id != holder);
+        let other = other.cloned();
+        lock.foreign |= other.is_some();
+        (lock, other)
+    }
+
     pub fn with_info_text(mut self, raw: &str) -> Self {
         match LockInfo::parse(raw) {
             Ok(info) => {

@@ -116,34 +116,17 @@ impl MemoryStore {
             None => Ok(()),
         }
     }
-
-    fn mine<'a>(&self, lock: &'a Lock) -> Result<&'a MemHandle, Error> {
-        lock.handle().get::<MemHandle>().ok_or_else(|| {
-            Error::usage(
-                &self.target,
-                format!("{} is not a memory lock", lock.location),
-            )
-        })
-    }
 }
 
 #[async_trait]
 impl LockStore for MemoryStore {
-    fn backend(&self) -> Backend {
-        MEMORY
-    }
-
-    fn target(&self) -> &str {
-        &self.target
-    }
-
     async fn list(&self) -> Result<Vec<Lock>, Error> {
         self.failure()?;
         Ok(self.locks())
     }
 
     async fn delete_if_unchanged(&self, lock: &Lock, _: &BreakOptions) -> Result<Broken, Error> {
-        let want = self.mine(lock)?;
+        let want = lock.handle_for::<MemHandle>(&self.target)?;
         self.failure()?;
         self.breaks.fetch_add(1, Ordering::SeqCst);
         let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
@@ -173,7 +156,7 @@ impl LockStore for MemoryStore {
     }
 
     async fn recheck(&self, lock: &Lock) -> Result<Presence, Error> {
-        let want = self.mine(lock)?;
+        let want = lock.handle_for::<MemHandle>(&self.target)?;
         self.failure()?;
         let locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
         Ok(
@@ -187,5 +170,13 @@ impl LockStore for MemoryStore {
                 Some(_) => Presence::Other,
             },
         )
+    }
+
+    fn backend(&self) -> Backend {
+        MEMORY
+    }
+
+    fn target(&self) -> &str {
+        &self.target
     }
 }

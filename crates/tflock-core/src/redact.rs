@@ -23,6 +23,7 @@
 
 use std::fmt::{self, Write as _};
 
+use crate::target::percent_decode;
 use crate::text::needs_escape;
 
 const MASK: &str = "***";
@@ -184,37 +185,6 @@ fn encode_for_display(s: &str) -> String {
         }
     }
     out
-}
-
-/// `%XX` decoded (invalid sequences kept as they are, invalid UTF-8 replaced).
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            if let (Some(h), Some(l)) = (
-                bytes.get(i + 1).and_then(|b| hex(*b)),
-                bytes.get(i + 2).and_then(|b| hex(*b)),
-            ) {
-                out.push((h << 4) | l);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
 }
 
 /// Shortest secret [`secrets`] looks for: shorter values would blank ordinary words.

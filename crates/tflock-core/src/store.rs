@@ -139,6 +139,18 @@ pub enum Presence {
     Other,
 }
 
+impl Presence {
+    /// What a second read found (`now`, `None` when nothing is there) against what the
+    /// listing read.
+    pub fn of<T: PartialEq>(now: Option<T>, listed: &T) -> Presence {
+        match now {
+            None => Presence::Gone,
+            Some(now) if now == *listed => Presence::Same,
+            Some(_) => Presence::Other,
+        }
+    }
+}
+
 /// Options that change what a break may do.
 #[derive(Debug, Clone, Default)]
 pub struct BreakOptions {

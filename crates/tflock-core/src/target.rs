@@ -1,6 +1,7 @@
 //! Target URLs: `scheme://host/path?k=v`, or a plain directory.
 
 use crate::error::{Error, Kind};
+use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use std::collections::BTreeMap;
 
 /// A parsed target URL: `scheme://host/path?k=v`, or a plain directory (scheme `file`).
@@ -208,15 +209,44 @@ impl Target {
     }
 }
 
-fn percent_decode(s: &str) -> String {
+/// `%XX` decoded (invalid sequences kept as they are, invalid UTF-8 replaced).
+pub fn percent_decode(s: &str) -> String {
     percent_encoding::percent_decode_str(s)
         .decode_utf8_lossy()
         .into_owned()
 }
 
+/// What a query value must have escaped for [`Target::parse`] to give it back unchanged:
+/// `%`, `&` and `#` (read as an escape, a separator and a fragment); spaces and anything
+/// unprintable too, so the shown target stays one readable word. Non-ASCII is always
+/// escaped.
+const QUERY_VALUE: &AsciiSet = &CONTROLS.add(b' ').add(b'%').add(b'&').add(b'#');
+
+/// `value` as a target query value (`?key=VALUE`) that [`Target::parse`] gives back
+/// unchanged; the rest stays as typed (`env:/dev/app.tfstate`).
+pub fn query_value(value: &str) -> String {
+    utf8_percent_encode(value, QUERY_VALUE).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Any value (a state key, a workspace prefix) survives the trip through a
+        /// target's name, and the name stays one word without control characters.
+        #[test]
+        fn query_values_come_back_unchanged(value in "\\PC{1,40}|[ -~]{1,40}|[\\x00-\\x7f]{1,20}") {
+            let url = format!("s3://b?key={}&x=1", query_value(&value));
+            let t = Target::parse(&url).unwrap();
+            prop_assert_eq!(t.params.get("key").map(String::as_str), Some(value.as_str()));
+            prop_assert_eq!(t.param("x"), Some("1"));
+            prop_assert!(!url.chars().any(|c| c.is_control() || c == ' ' || c == '#'), "{}", url);
+        }
+    }
 
     #[test]
     fn secrets_on_the_url_are_refused_without_echoing_them() {

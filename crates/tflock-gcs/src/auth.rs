@@ -267,13 +267,6 @@ fn refuse_impersonation(
     }
 }
 
-fn env_nonempty(name: &str) -> Option<String> {
-    std::env::var(name)
-        .ok()
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
-}
-
 /// What the auth crate said, without anything secret. Its JSON errors quote values, and
 /// `unsupported account X` repeats the `type` field: those are described, not quoted.
 fn auth_problem(e: &AuthError, secrets: &Secrets) -> String {
@@ -296,7 +289,7 @@ pub async fn configure(
     emulator: bool,
     timeout: Duration,
 ) -> Result<(ClientConfig, Auth, Secrets), Error> {
-    configure_with(target, base, emulator, timeout, env_nonempty).await
+    configure_with(target, base, emulator, timeout, tflock_core::env_var).await
 }
 
 async fn configure_with(

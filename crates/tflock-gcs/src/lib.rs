@@ -30,8 +30,17 @@ mod store;
 use std::sync::Arc;
 use tflock_core::{ConnectOptions, Error, LockStore, Target};
 
-pub use discover::DRIVER;
 pub use store::{GcsStore, GCS};
+
+/// Registered by the CLI.
+pub static DRIVER: tflock_core::Driver = tflock_core::Driver::new(
+    discover::SCHEMES,
+    &["gcs"],
+    |t, o| Box::pin(open(t, o)),
+    discover::targets,
+)
+.with_id_hint(discover::id_hint)
+.with_target_for_path(discover::target_for_path);
 
 /// Opens `gs://BUCKET[/PREFIX]`.
 pub async fn open(target: &Target, opts: &ConnectOptions) -> Result<Arc<dyn LockStore>, Error> {

@@ -246,27 +246,10 @@ impl GcsStore {
         }
         lock
     }
-
-    fn mine<'a>(&self, lock: &'a Lock) -> Result<&'a GcsHandle, Error> {
-        lock.handle().get::<GcsHandle>().ok_or_else(|| {
-            Error::usage(
-                &self.conn.target,
-                format!("{} is not a lock object of this target", lock.location),
-            )
-        })
-    }
 }
 
 #[async_trait]
 impl LockStore for GcsStore {
-    fn backend(&self) -> Backend {
-        GCS
-    }
-
-    fn target(&self) -> &str {
-        &self.conn.target
-    }
-
     async fn list(&self) -> Result<Vec<Lock>, Error> {
         // Listing and reading overlap: bodies of the first page are read (at most
         // `concurrency` at once) while the next pages are still being listed.
@@ -283,7 +266,7 @@ impl LockStore for GcsStore {
     }
 
     async fn delete_if_unchanged(&self, lock: &Lock, _: &BreakOptions) -> Result<Broken, Error> {
-        let h = self.mine(lock)?;
+        let h = lock.handle_for::<GcsHandle>(&self.conn.target)?;
         // Never anything but a lock object under this target (the handle was made by the
         // listing, which only keeps those; checked again because deleting state is the
         // one thing that must never happen).
@@ -351,14 +334,20 @@ impl LockStore for GcsStore {
     }
 
     async fn recheck(&self, lock: &Lock) -> Result<Presence, Error> {
-        let h = self.mine(lock)?;
-        Ok(match self.metadata(&h.object).await? {
-            None => Presence::Gone,
-            Some(now) if now.generation == h.generation => Presence::Same,
-            Some(_) => Presence::Other,
-        })
+        let h = lock.handle_for::<GcsHandle>(&self.conn.target)?;
+        let now = self.metadata(&h.object).await?;
+        Ok(Presence::of(now.map(|m| m.generation), &h.generation))
     }
+
     async fn diagnose(&self) -> Result<Vec<Finding>, Error> {
         crate::doctor::diagnose(self).await
+    }
+
+    fn backend(&self) -> Backend {
+        GCS
+    }
+
+    fn target(&self) -> &str {
+        &self.conn.target
     }
 }

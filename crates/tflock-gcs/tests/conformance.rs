@@ -455,7 +455,6 @@ async fn discovered_target_lists_only_its_own_workspaces() {
         source: "test".into(),
         dir: ".".into(),
     };
-    use tflock_core::Driver;
     let targets = tflock_gcs::DRIVER.discover(&block).unwrap();
     assert_eq!(targets.len(), 1);
     let store = tflock_gcs::DRIVER

@@ -110,12 +110,7 @@ impl Credentials {
 }
 
 /// The process environment, trimmed, empty as unset.
-pub(crate) fn process_env(name: &str) -> Option<String> {
-    std::env::var(name)
-        .ok()
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
-}
+pub(crate) use tflock_core::env_var as process_env;
 
 #[cfg(test)]
 mod tests {

@@ -2,19 +2,11 @@
 //! `backend "http"` block (and Terraform's `TF_HTTP_*` variables), and what people get
 //! wrong about http lock IDs.
 
-use crate::auth::process_env;
 use crate::naming::{parse_gitlab_address, segment, split_userinfo, state_url, GitLabAddress};
-use async_trait::async_trait;
 use serde::Deserialize;
-use std::sync::Arc;
 use tflock_core::block::de;
-use tflock_core::{BackendBlock, ConnectOptions, Driver, Error, Kind, LockStore, Scheme, Target};
+use tflock_core::{BackendBlock, Error, Kind, Scheme, Target};
 use url::Url;
-
-pub struct HttpDriver;
-
-/// Registered by the CLI.
-pub static DRIVER: HttpDriver = HttpDriver;
 
 /// The settings of `backend "http"` tflock uses (update_method and retries are not).
 #[derive(Deserialize, Default)]
@@ -68,157 +60,131 @@ fn gitlab_target(addr: &GitLabAddress) -> String {
     url
 }
 
-impl HttpDriver {
-    fn discover_with(
-        &self,
-        block: &BackendBlock,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Vec<Target>, Error> {
-        let s: Settings = block.settings()?;
-        let Some(address) = s.address.clone().or_else(|| env("TF_HTTP_ADDRESS")) else {
-            return Err(block.missing(&["address"]));
-        };
-        let bad = |setting: &str| {
-            Error::new(
-                Kind::Usage,
-                format!(
-                    "the http backend ({}) has a {setting} that is not an http(s) URL",
-                    block.source
-                ),
-            )
-        };
-        let http_url = |text: &str, setting: &str| {
-            Url::parse(text)
-                .ok()
-                .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
-                .map(|u| split_userinfo(&u))
-                .ok_or_else(|| bad(setting))
-        };
-        let (address_url, address_creds) = http_url(&address, "address")?;
-        let lock = s
-            .lock_address
-            .clone()
-            .or_else(|| env("TF_HTTP_LOCK_ADDRESS"))
-            .map(|l| http_url(&l, "lock_address"))
-            .transpose()?;
-        // Go sends the `user:password@` of a URL as Basic auth; tflock takes them as the
-        // block's username/password (which win) and never shows them.
-        let url_creds = lock.as_ref().and_then(|(_, c)| c.clone()).or(address_creds);
-        let username = s
-            .username
-            .clone()
-            .or_else(|| url_creds.as_ref().map(|c| c.0.clone()));
-        let password = s
-            .password
-            .clone()
-            .or_else(|| url_creds.as_ref().map(|c| c.1.clone()));
-        let hidden = |t: Target| {
-            t.with("username", username.clone())
-                .with("password", password.clone())
-                .with(
-                    "skip_cert_verification",
-                    s.skip_cert_verification.map(|b| b.to_string()),
-                )
-                .with(
-                    "client_ca_certificate_pem",
-                    s.client_ca_certificate_pem.clone(),
-                )
-                .with("client_certificate_pem", s.client_certificate_pem.clone())
-                .with("client_private_key_pem", s.client_private_key_pem.clone())
-        };
-        // GitLab-managed state: the project's state, whatever lock settings say (other
-        // people's configurations lock it too).
-        if let Some(addr) = parse_gitlab_address(&address_url) {
-            let target = Target::parse(&gitlab_target(&addr))?;
-            return Ok(vec![hidden(target)]);
-        }
-        let Some((lock, _)) = lock else {
-            return Err(Error::new(
-                Kind::Usage,
-                format!(
-                    "the http backend ({}) sets no lock_address: Terraform takes no lock for this state, so there is none to list or break",
-                    block.source
-                ),
-            ));
-        };
-        let target = hidden(Target::parse(lock.as_str())?)
+/// The targets of the block, with the environment read through `env`.
+pub fn discover_with(
+    block: &BackendBlock,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<Target>, Error> {
+    let s: Settings = block.settings()?;
+    let Some(address) = s.address.clone().or_else(|| env("TF_HTTP_ADDRESS")) else {
+        return Err(block.missing(&["address"]));
+    };
+    let bad = |setting: &str| {
+        Error::new(
+            Kind::Usage,
+            format!(
+                "the http backend ({}) has a {setting} that is not an http(s) URL",
+                block.source
+            ),
+        )
+    };
+    let http_url = |text: &str, setting: &str| {
+        Url::parse(text)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+            .map(|u| split_userinfo(&u))
+            .ok_or_else(|| bad(setting))
+    };
+    let (address_url, address_creds) = http_url(&address, "address")?;
+    let lock = s
+        .lock_address
+        .clone()
+        .or_else(|| env("TF_HTTP_LOCK_ADDRESS"))
+        .map(|l| http_url(&l, "lock_address"))
+        .transpose()?;
+    // Go sends the `user:password@` of a URL as Basic auth; tflock takes them as the
+    // block's username/password (which win) and never shows them.
+    let url_creds = lock.as_ref().and_then(|(_, c)| c.clone()).or(address_creds);
+    let username = s
+        .username
+        .clone()
+        .or_else(|| url_creds.as_ref().map(|c| c.0.clone()));
+    let password = s
+        .password
+        .clone()
+        .or_else(|| url_creds.as_ref().map(|c| c.1.clone()));
+    let hidden = |t: Target| {
+        t.with("username", username.clone())
+            .with("password", password.clone())
             .with(
-                "unlock_address",
-                s.unlock_address
-                    .clone()
-                    .or_else(|| env("TF_HTTP_UNLOCK_ADDRESS")),
+                "skip_cert_verification",
+                s.skip_cert_verification.map(|b| b.to_string()),
             )
-            .with("lock_method", s.lock_method.clone())
-            .with("unlock_method", s.unlock_method.clone())
-            .with("update_method", s.update_method.clone())
-            .with("address", Some(address_url.to_string()));
-        Ok(vec![target])
+            .with(
+                "client_ca_certificate_pem",
+                s.client_ca_certificate_pem.clone(),
+            )
+            .with("client_certificate_pem", s.client_certificate_pem.clone())
+            .with("client_private_key_pem", s.client_private_key_pem.clone())
+    };
+    // GitLab-managed state: the project's state, whatever lock settings say (other
+    // people's configurations lock it too).
+    if let Some(addr) = parse_gitlab_address(&address_url) {
+        let target = Target::parse(&gitlab_target(&addr))?;
+        return Ok(vec![hidden(target)]);
     }
+    let Some((lock, _)) = lock else {
+        return Err(Error::new(
+            Kind::Usage,
+            format!(
+                "the http backend ({}) sets no lock_address: Terraform takes no lock for this state, so there is none to list or break",
+                block.source
+            ),
+        ));
+    };
+    let target = hidden(Target::parse(lock.as_str())?)
+        .with(
+            "unlock_address",
+            s.unlock_address
+                .clone()
+                .or_else(|| env("TF_HTTP_UNLOCK_ADDRESS")),
+        )
+        .with("lock_method", s.lock_method.clone())
+        .with("unlock_method", s.unlock_method.clone())
+        .with("update_method", s.update_method.clone())
+        .with("address", Some(address_url.to_string()));
+    Ok(vec![target])
 }
 
-#[async_trait]
-impl Driver for HttpDriver {
-    fn schemes(&self) -> &'static [Scheme] {
-        &[
-            Scheme {
-                name: "gitlab",
-                backend: "gitlab",
-                form: "gitlab://HOST/GROUP/PROJECT[?state=NAME]",
-                about: "GitLab-managed Terraform state: the project's locked states (IDs read by asking for the lock)",
-            },
-            Scheme {
-                name: "https",
-                backend: "http",
-                form: "https://LOCK_ADDRESS",
-                about: "the http backend: one state's lock address (a GitLab state address is read as GitLab)",
-            },
-            Scheme {
-                name: "http",
-                backend: "http",
-                form: "http://LOCK_ADDRESS",
-                about: "the http backend over plain HTTP",
-            },
-        ]
-    }
+pub const SCHEMES: &[Scheme] = &[
+    Scheme {
+        name: "gitlab",
+        backend: "gitlab",
+        form: "gitlab://HOST/GROUP/PROJECT[?state=NAME]",
+        about: "GitLab-managed Terraform state: the project's locked states (IDs read by asking for the lock)",
+    },
+    Scheme {
+        name: "https",
+        backend: "http",
+        form: "https://LOCK_ADDRESS",
+        about: "the http backend: one state's lock address (a GitLab state address is read as GitLab)",
+    },
+    Scheme {
+        name: "http",
+        backend: "http",
+        form: "http://LOCK_ADDRESS",
+        about: "the http backend over plain HTTP",
+    },
+];
 
-    fn terraform_backends(&self) -> &'static [&'static str] {
-        &["http"]
-    }
+/// The holder's ID is not in the Lock Info block terraform prints for http.
+pub fn id_hint(_target: &Target, _query: &str) -> Option<String> {
+    Some("Terraform up to 1.14 prints the holder's ID of an http lock after `already locked: ID=`; the Lock Info block below it is the refused run's own".to_string())
+}
 
-    async fn open(
-        &self,
-        target: &Target,
-        opts: &ConnectOptions,
-    ) -> Result<Arc<dyn LockStore>, Error> {
-        crate::open(target, opts).await
-    }
-
-    fn discover(&self, block: &BackendBlock) -> Result<Vec<Target>, Error> {
-        self.discover_with(block, &process_env)
-    }
-
-    fn id_hint(&self, _target: &Target, _query: &str) -> Option<String> {
-        Some("Terraform up to 1.14 prints the holder's ID of an http lock after `already locked: ID=`; the Lock Info block below it is the refused run's own".to_string())
-    }
-
-    fn target_for_path(&self, path: &str) -> Option<String> {
-        let url = Url::parse(path).ok()?;
-        parse_gitlab_address(&url).map(|addr| gitlab_target(&addr))
-    }
+pub fn target_for_path(path: &str) -> Option<String> {
+    let url = Url::parse(path).ok()?;
+    parse_gitlab_address(&url).map(|addr| gitlab_target(&addr))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::DRIVER;
     use serde_json::json;
 
     fn block(config: serde_json::Value) -> BackendBlock {
-        BackendBlock {
-            kind: "http".into(),
-            config: config.as_object().unwrap().clone(),
-            source: "backend \"http\" block in main.tf".into(),
-            dir: ".".into(),
-        }
+        BackendBlock::new("http", config.as_object().unwrap().clone())
     }
 
     fn no_env(_: &str) -> Option<String> {
@@ -234,7 +200,7 @@ mod tests {
             "lock_method": "POST", "unlock_method": "DELETE",
             "username": "alice", "password": "glpat-secret", "retry_wait_min": 5,
         }));
-        let t = DRIVER.discover_with(&b, &no_env).unwrap();
+        let t = discover_with(&b, &no_env).unwrap();
         assert_eq!(t.len(), 1);
         assert_eq!(t[0].url, "gitlab://gitlab.example.com/42?state=prod");
         assert_eq!(t[0].param("password"), Some("glpat-secret"));
@@ -243,7 +209,7 @@ mod tests {
         let b = block(json!({
             "address": "http://127.0.0.1:8080/api/v4/projects/grp%2Fapp/terraform/state/env%2Fa%26b",
         }));
-        let t = DRIVER.discover_with(&b, &no_env).unwrap();
+        let t = discover_with(&b, &no_env).unwrap();
         assert_eq!(
             t[0].url,
             "gitlab://127.0.0.1:8080/grp/app?state=env%2Fa%26b&scheme=http"
@@ -253,7 +219,7 @@ mod tests {
         let b = block(json!({
             "address": "https://h/gitlab/api/v4/projects/7/terraform/state/s",
         }));
-        let t = DRIVER.discover_with(&b, &no_env).unwrap();
+        let t = discover_with(&b, &no_env).unwrap();
         assert_eq!(
             t[0].url,
             "https://h/gitlab/api/v4/projects/7/terraform/state/s"
@@ -268,7 +234,7 @@ mod tests {
             "unlock_address": "https://state.example.com/s/prod/lock?team=a",
             "username": "u", "password": "p", "skip_cert_verification": true,
         }));
-        let t = &DRIVER.discover_with(&b, &no_env).unwrap()[0];
+        let t = &discover_with(&b, &no_env).unwrap()[0];
         // The address's own query values are masked in the name shown, kept in `raw`.
         assert_eq!(t.url, "https://state.example.com/s/prod/lock?team=***");
         assert_eq!(t.raw, "https://state.example.com/s/prod/lock?team=a");
@@ -285,7 +251,7 @@ mod tests {
             "TF_HTTP_UNLOCK_ADDRESS" => Some("http://s/a/unlock".to_string()),
             _ => None,
         };
-        let t = &DRIVER.discover_with(&block(json!({})), &env).unwrap()[0];
+        let t = &discover_with(&block(json!({})), &env).unwrap()[0];
         assert_eq!(t.url, "http://s/a/lock");
         assert_eq!(t.param("unlock_address"), Some("http://s/a/unlock"));
     }
@@ -297,7 +263,7 @@ mod tests {
             "lock_address": "https://u:p4ss@state.example.com/s/prod/lock",
             "unlock_address": "https://u:p4ss@state.example.com/s/prod/lock",
         }));
-        let t = &DRIVER.discover_with(&b, &no_env).unwrap()[0];
+        let t = &discover_with(&b, &no_env).unwrap()[0];
         assert_eq!(t.url, "https://state.example.com/s/prod/lock");
         assert_eq!(t.param("address"), Some("https://state.example.com/s/prod"));
         assert_eq!(
@@ -310,7 +276,7 @@ mod tests {
             "lock_address": "https://ci:tok@gitlab.com/api/v4/projects/1/terraform/state/s/lock",
             "password": "from-block",
         }));
-        let t = &DRIVER.discover_with(&b, &no_env).unwrap()[0];
+        let t = &discover_with(&b, &no_env).unwrap()[0];
         assert_eq!(t.url, "gitlab://gitlab.com/1?state=s");
         assert_eq!(
             (t.param("username"), t.param("password")),
@@ -318,7 +284,7 @@ mod tests {
         );
         let b =
             block(json!({"address": "https://u:p@h/gitlab/api/v4/projects/7/terraform/state/s"}));
-        let t = &DRIVER.discover_with(&b, &no_env).unwrap()[0];
+        let t = &discover_with(&b, &no_env).unwrap()[0];
         assert_eq!(
             t.url,
             "https://h/gitlab/api/v4/projects/7/terraform/state/s"
@@ -327,21 +293,16 @@ mod tests {
 
     #[test]
     fn no_lock_address_no_locks_and_a_missing_address_are_usage_errors() {
-        let e = DRIVER
-            .discover_with(&block(json!({"address": "https://s/a"})), &no_env)
-            .unwrap_err();
+        let e = discover_with(&block(json!({"address": "https://s/a"})), &no_env).unwrap_err();
         assert_eq!(e.kind(), Kind::Usage);
         assert!(e.to_string().contains("sets no lock_address"), "{e}");
-        let e = DRIVER
-            .discover_with(&block(json!({})), &no_env)
-            .unwrap_err();
+        let e = discover_with(&block(json!({})), &no_env).unwrap_err();
         assert!(e.to_string().contains("does not set address"), "{e}");
-        let e = DRIVER
-            .discover_with(
-                &block(json!({"address": "https://s/a", "lock_address": "ftp://s/l"})),
-                &no_env,
-            )
-            .unwrap_err();
+        let e = discover_with(
+            &block(json!({"address": "https://s/a", "lock_address": "ftp://s/l"})),
+            &no_env,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("lock_address that is not"), "{e}");
     }
 

@@ -14,7 +14,7 @@ use crate::naming::{
     address_of, http_options, lock_url, parse_gitlab_address, project_url, refuse_userinfo,
     state_url,
 };
-use crate::probe::{answered_id, probe, Endpoint, Probed};
+use crate::probe::{answered_id, presence, probe, Endpoint, Probed};
 use async_trait::async_trait;
 use reqwest::Method;
 use serde_json::Value;
@@ -278,15 +278,6 @@ impl GitLabStore {
         }
     }
 
-    fn mine<'a>(&self, lock: &'a Lock) -> Result<&'a GitLabHandle, Error> {
-        lock.handle().get::<GitLabHandle>().ok_or_else(|| {
-            Error::usage(
-                &self.client.target,
-                format!("{} is not a lock of this target", lock.location),
-            )
-        })
-    }
-
     /// GitLab answered 409 to the unlock: the ID is not the lock's (another holder, or
     /// no lock). A second read says which, for the message; nothing was removed.
     async fn refused(&self, lock: &Lock, h: &GitLabHandle) -> Error {
@@ -310,14 +301,6 @@ impl GitLabStore {
 
 #[async_trait]
 impl LockStore for GitLabStore {
-    fn backend(&self) -> Backend {
-        GITLAB
-    }
-
-    fn target(&self) -> &str {
-        &self.client.target
-    }
-
     async fn list(&self) -> Result<Vec<Lock>, Error> {
         let project = self.graphql().await?;
         let nodes = match &self.state {
@@ -354,7 +337,7 @@ impl LockStore for GitLabStore {
     }
 
     async fn delete_if_unchanged(&self, lock: &Lock, _: &BreakOptions) -> Result<Broken, Error> {
-        let h = self.mine(lock)?;
+        let h = lock.handle_for::<GitLabHandle>(&self.client.target)?;
         if h.id.is_empty() {
             return Err(Error::refused(
                 &self.client.target,
@@ -399,18 +382,19 @@ impl LockStore for GitLabStore {
     }
 
     async fn recheck(&self, lock: &Lock) -> Result<Presence, Error> {
-        let h = self.mine(lock)?;
+        let h = lock.handle_for::<GitLabHandle>(&self.client.target)?;
         let node = self.graphql().await?.state(&h.state).await?;
         if !node.as_ref().is_some_and(StateNode::locked) {
             return Ok(Presence::Gone);
         }
-        match probe(&self.client, &self.endpoint(&h.state)).await? {
-            Probed::Free => Ok(Presence::Gone),
-            Probed::Held { body, .. } => match answered_id(&body) {
-                Some(id) if !h.id.is_empty() && id == h.id => Ok(Presence::Same),
-                _ => Ok(Presence::Other),
-            },
-            Probed::Refused(e) => Err(e),
-        }
+        presence(&self.client, &self.endpoint(&h.state), &h.id).await
+    }
+
+    fn backend(&self) -> Backend {
+        GITLAB
+    }
+
+    fn target(&self) -> &str {
+        &self.client.target
     }
 }

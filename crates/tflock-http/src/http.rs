@@ -11,7 +11,7 @@ use crate::auth::{process_env, Credentials, SECRET_HINT, SECRET_OPTIONS};
 use crate::client::{method, Auth, Client, Tls, WriteError};
 use crate::error::Service;
 use crate::naming::{address_of, http_options, refuse_userinfo, split_userinfo};
-use crate::probe::{answered_id, probe, Endpoint, Probed};
+use crate::probe::{answered_id, presence, probe, Endpoint, Probed};
 use async_trait::async_trait;
 use tflock_core::error::may_have_applied;
 use tflock_core::{
@@ -202,27 +202,10 @@ impl HttpStore {
         }
         lock
     }
-
-    fn mine<'a>(&self, lock: &'a Lock) -> Result<&'a HttpHandle, Error> {
-        lock.handle().get::<HttpHandle>().ok_or_else(|| {
-            Error::usage(
-                &self.client.target,
-                format!("{} is not a lock of this target", lock.location),
-            )
-        })
-    }
 }
 
 #[async_trait]
 impl LockStore for HttpStore {
-    fn backend(&self) -> Backend {
-        HTTP
-    }
-
-    fn target(&self) -> &str {
-        &self.client.target
-    }
-
     async fn list(&self) -> Result<Vec<Lock>, Error> {
         match probe(&self.client, &self.ep).await? {
             Probed::Free => Ok(Vec::new()),
@@ -232,7 +215,7 @@ impl LockStore for HttpStore {
     }
 
     async fn delete_if_unchanged(&self, lock: &Lock, _: &BreakOptions) -> Result<Broken, Error> {
-        let h = self.mine(lock)?;
+        let h = lock.handle_for::<HttpHandle>(&self.client.target)?;
         if h.id.is_empty() {
             return Err(Error::refused(
                 &self.client.target,
@@ -294,14 +277,15 @@ impl LockStore for HttpStore {
     }
 
     async fn recheck(&self, lock: &Lock) -> Result<Presence, Error> {
-        let h = self.mine(lock)?;
-        match probe(&self.client, &self.ep).await? {
-            Probed::Free => Ok(Presence::Gone),
-            Probed::Held { body, .. } => match answered_id(&body) {
-                Some(id) if !h.id.is_empty() && id == h.id => Ok(Presence::Same),
-                _ => Ok(Presence::Other),
-            },
-            Probed::Refused(e) => Err(e),
-        }
+        let h = lock.handle_for::<HttpHandle>(&self.client.target)?;
+        presence(&self.client, &self.ep, &h.id).await
+    }
+
+    fn backend(&self) -> Backend {
+        HTTP
+    }
+
+    fn target(&self) -> &str {
+        &self.client.target
     }
 }

@@ -43,9 +43,18 @@ pub mod testing;
 use std::sync::Arc;
 use tflock_core::{ConnectOptions, Error, LockStore, Target};
 
-pub use discover::DRIVER;
 pub use gitlab::{GitLabStore, GITLAB};
 pub use http::{HttpStore, HTTP};
+
+/// Registered by the CLI.
+pub static DRIVER: tflock_core::Driver = tflock_core::Driver::new(
+    discover::SCHEMES,
+    &["http"],
+    |t, o| Box::pin(open(t, o)),
+    |block| discover::discover_with(block, &auth::process_env),
+)
+.with_id_hint(discover::id_hint)
+.with_target_for_path(discover::target_for_path);
 
 /// Opens a `gitlab://`, `http://` or `https://` target. Sends no request.
 pub async fn open(target: &Target, opts: &ConnectOptions) -> Result<Arc<dyn LockStore>, Error> {

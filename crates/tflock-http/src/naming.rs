@@ -3,6 +3,7 @@
 
 use crate::client::CLIENT_OPTIONS;
 use chrono::Utc;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use tflock_core::{Error, LockInfo, Target};
 use url::Url;
 
@@ -151,16 +152,15 @@ pub(crate) fn parse_gitlab_address(url: &Url) -> Option<GitLabAddress> {
 /// A path segment with everything but unreserved characters escaped: a project path's
 /// `/` becomes `%2F` as GitLab's `:id` wants, and so does a state name's.
 pub(crate) fn segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    utf8_percent_encode(s, NOT_UNRESERVED).to_string()
 }
+
+/// RFC 3986's unreserved characters stay; everything else is escaped.
+const NOT_UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// `<base>/api/v4/projects/<project>` (the project API, and the root of its state API).
 pub(crate) fn project_url(base: &Url, project: &str) -> Url {

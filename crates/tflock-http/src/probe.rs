@@ -16,7 +16,7 @@ use crate::error::Service;
 use crate::naming::probe_info;
 use reqwest::Method;
 use serde_json::Value;
-use tflock_core::{Error, Kind, LockInfo};
+use tflock_core::{Error, Kind, LockInfo, Presence};
 use url::Url;
 
 /// How one state's lock is requested and released.
@@ -67,6 +67,19 @@ pub(crate) fn answered_id(body: &[u8]) -> Option<String> {
             .map(|(_, v)| v)
     })?;
     found.as_str().map(str::to_string).filter(|s| !s.is_empty())
+}
+
+/// Who holds the lock a probe at `ep` found, against the holder ID `id` a listing read
+/// (empty when it could not learn one).
+pub(crate) async fn presence(client: &Client, ep: &Endpoint, id: &str) -> Result<Presence, Error> {
+    match probe(client, ep).await? {
+        Probed::Free => Ok(Presence::Gone),
+        Probed::Held { body, .. } => match answered_id(&body) {
+            Some(now) if !id.is_empty() && now == id => Ok(Presence::Same),
+            _ => Ok(Presence::Other),
+        },
+        Probed::Refused(e) => Err(e),
+    }
 }
 
 /// Tries twice when a lock request goes unanswered, and at most this many times to

@@ -3,9 +3,10 @@
 //! first request), and requests that are sent once and never retried.
 
 use crate::auth::{self, Credential, Resolved, Secret};
-use crate::error::{transport, Reply};
+use crate::error::{timed_out, transport};
 use base64::Engine as _;
 use std::time::Duration;
+use tflock_core::exchange::{exchange, NoReply, Reply};
 use tflock_core::{ConnectOptions, Error, Kind};
 use tokio::sync::OnceCell;
 
@@ -180,23 +181,9 @@ impl Conn {
         if let Some(b) = body {
             req = req.header("content-type", "application/json").body(b);
         }
-        // The client's timeout covers connect, send and the body; this one also covers a
-        // server that trickles bytes forever.
-        let limit = self.timeout + Duration::from_millis(250);
-        let sent = tokio::time::timeout(limit, async {
-            let res = req.send().await?;
-            let status = res.status().as_u16();
-            let body = res.bytes().await?;
-            Ok::<_, reqwest::Error>(Reply {
-                status,
-                body: body.to_vec(),
-            })
+        exchange(req, self.timeout).await.map_err(|e| match e {
+            NoReply::Transport(e) => transport(self, what, &e, write),
+            NoReply::TimedOut => timed_out(self, what, write),
         })
-        .await;
-        match sent {
-            Ok(Ok(reply)) => Ok(reply),
-            Ok(Err(e)) => Err(transport(self, what, &e, write)),
-            Err(_) => Err(crate::error::timed_out(self, what, write)),
-        }
     }
 }

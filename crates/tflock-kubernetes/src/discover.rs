@@ -1,17 +1,10 @@
 //! The kubernetes backend as a driver: `k8s://` targets and the `backend "kubernetes"`
 //! block, read with the settings and environment variables Terraform's backend.go reads.
 
-use async_trait::async_trait;
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use tflock_core::block::de;
-use tflock_core::{BackendBlock, ConnectOptions, Driver, Error, LockStore, Scheme, Target};
-
-pub struct KubeDriver;
-
-/// Registered by the CLI.
-pub static DRIVER: KubeDriver = KubeDriver;
+use tflock_core::{BackendBlock, Error, Scheme, Target};
 
 /// The `exec` block of the backend (client-go's ExecConfig under Terraform's names).
 #[derive(Deserialize, Default)]
@@ -155,40 +148,12 @@ pub fn targets(
     Ok(vec![target])
 }
 
-fn process_env(name: &str) -> Option<String> {
-    std::env::var(name)
-        .ok()
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
-}
-
-#[async_trait]
-impl Driver for KubeDriver {
-    fn schemes(&self) -> &'static [Scheme] {
-        &[Scheme {
-            name: "k8s",
-            backend: "kubernetes",
-            form: "k8s://[CONTEXT]/NAMESPACE",
-            about: "the kubernetes backend's lock-tfstate-* Leases (lock ID = holderIdentity)",
-        }]
-    }
-
-    fn terraform_backends(&self) -> &'static [&'static str] {
-        &["kubernetes"]
-    }
-
-    async fn open(
-        &self,
-        target: &Target,
-        opts: &ConnectOptions,
-    ) -> Result<Arc<dyn LockStore>, Error> {
-        crate::open(target, opts).await
-    }
-
-    fn discover(&self, block: &BackendBlock) -> Result<Vec<Target>, Error> {
-        targets(block, &process_env)
-    }
-}
+pub const SCHEMES: &[Scheme] = &[Scheme {
+    name: "k8s",
+    backend: "kubernetes",
+    form: "k8s://[CONTEXT]/NAMESPACE",
+    about: "the kubernetes backend's lock-tfstate-* Leases (lock ID = holderIdentity)",
+}];
 
 #[cfg(test)]
 mod tests {
@@ -196,12 +161,7 @@ mod tests {
     use tflock_core::Kind;
 
     fn block(json: &str) -> BackendBlock {
-        BackendBlock {
-            kind: "kubernetes".into(),
-            config: serde_json::from_str(json).unwrap(),
-            source: "backend \"kubernetes\" block in main.tf".into(),
-            dir: ".".into(),
-        }
+        BackendBlock::new("kubernetes", serde_json::from_str(json).unwrap())
     }
 
     fn no_env(_: &str) -> Option<String> {

@@ -5,20 +5,8 @@
 use crate::client::Conn;
 use serde::Deserialize;
 use tflock_core::error::{one_line, root_cause};
+use tflock_core::exchange::Reply;
 use tflock_core::{Error, Kind};
-
-/// One HTTP answer.
-#[derive(Debug)]
-pub struct Reply {
-    pub status: u16,
-    pub body: Vec<u8>,
-}
-
-impl Reply {
-    pub fn ok(&self) -> bool {
-        (200..300).contains(&self.status)
-    }
-}
 
 /// The `Status` object the API server sends with every failure:
 /// `{"kind":"Status","status":"Failure","message":...,"reason":"Conflict","code":409}`.
@@ -114,34 +102,15 @@ pub fn transport(conn: &Conn, what: &str, e: &reqwest::Error, write: bool) -> Er
                 conn.resolved.source
             )
         };
-        return Error::new(
-            Kind::Unreachable,
-            format!("{what} failed: cannot connect to {server} ({cause})"),
-        )
-        .at(&conn.target)
-        .with_hint(hint);
+        return Error::unreachable(&conn.target, what, &server, &cause).with_hint(hint);
     }
-    Error::new(
-        Kind::Backend,
-        format!("{what} failed: no answer from {server} ({cause})"),
-    )
-    .at(&conn.target)
-    .with_hint("check the network and the API server")
-    .unknown_if(write)
+    Error::no_answer(&conn.target, what, &server, &cause, write)
+        .with_hint("check the network and the API server")
 }
 
 pub fn timed_out(conn: &Conn, what: &str, write: bool) -> Error {
-    Error::new(
-        Kind::Timeout,
-        format!(
-            "{what} failed: no answer from {} within {}s",
-            conn.server(),
-            conn.timeout.as_secs_f32()
-        ),
-    )
-    .at(&conn.target)
-    .with_hint("check the cluster server and the network, or raise --request-timeout")
-    .unknown_if(write)
+    Error::timed_out(&conn.target, what, &conn.server(), conn.timeout, write)
+        .with_hint("check the cluster server and the network, or raise --request-timeout")
 }
 
 #[cfg(test)]

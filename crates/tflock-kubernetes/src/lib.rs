@@ -23,11 +23,17 @@ mod error;
 mod naming;
 mod store;
 
-use std::sync::Arc;
-use tflock_core::{ConnectOptions, Error, LockStore, Target};
+use tflock_core::{ConnectOptions, Error, Target};
 
-pub use discover::DRIVER;
 pub use store::{KubeStore, KUBERNETES};
+
+/// Registered by the CLI.
+pub static DRIVER: tflock_core::Driver = tflock_core::Driver::new(
+    discover::SCHEMES,
+    &["kubernetes"],
+    |t, o| tflock_core::opened(KubeStore::open(t, o)),
+    |block| discover::targets(block, &tflock_core::env_var),
+);
 
 /// Target options (`?key=` or hidden ones from the backend block / tflock.toml).
 const OPTIONS: &[&str] = &[
@@ -49,11 +55,6 @@ const OPTIONS: &[&str] = &[
 ];
 /// Options that hold secrets: refused on a `-t` URL, which is shown everywhere.
 const SECRETS: &[&str] = &["token", "client_key", "password", "exec"];
-
-/// Opens `k8s://[CONTEXT]/NAMESPACE`.
-pub async fn open(target: &Target, opts: &ConnectOptions) -> Result<Arc<dyn LockStore>, Error> {
-    Ok(Arc::new(KubeStore::open(target, opts)?))
-}
 
 impl KubeStore {
     /// Resolves the kubeconfig (reads files only); the first request runs any exec plugin.
@@ -80,13 +81,7 @@ impl KubeStore {
         if let Some(problem) = suffix.as_deref().and_then(naming::suffix_problem) {
             return Err(Error::usage(&target.url, problem));
         }
-        let env = |k: &str| {
-            std::env::var(k)
-                .ok()
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
-        let resolved = auth::resolve(target, &env)?;
+        let resolved = auth::resolve(target, &tflock_core::env_var)?;
         Ok(KubeStore {
             conn: client::Conn::new(&target.url, resolved, opts),
             namespace,

@@ -239,29 +239,16 @@ impl KubeStore {
                 ));
             }
             Some(raw) => {
-                lock = lock.with_info_text(raw);
-                lock.id = holder.to_string();
-                if let Some(info) = &lock.info {
-                    if info.id != holder {
-                        lock.foreign = true;
-                        lock.info_error = Some(format!(
-                            "the lock info names ID {}, but the Lease holder is {holder}",
-                            info.id
-                        ));
-                    }
+                let (with_info, other) = lock.with_holder_info(holder, raw);
+                lock = with_info;
+                if let Some(other) = other {
+                    let msg =
+                        format!("the lock info names ID {other}, but the Lease holder is {holder}");
+                    lock.info_error = Some(msg);
                 }
             }
         }
         lock
-    }
-
-    fn mine<'a>(&self, lock: &'a Lock) -> Result<&'a LeaseHandle, Error> {
-        lock.handle().get::<LeaseHandle>().ok_or_else(|| {
-            Error::usage(
-                &self.conn.target,
-                format!("{} is not a lock Lease of this target", lock.location),
-            )
-        })
     }
 
     /// The Lease now, or `None` when it is gone.
@@ -283,14 +270,6 @@ impl KubeStore {
 
 #[async_trait]
 impl LockStore for KubeStore {
-    fn backend(&self) -> Backend {
-        KUBERNETES
-    }
-
-    fn target(&self) -> &str {
-        &self.conn.target
-    }
-
     async fn list(&self) -> Result<Vec<Lock>, Error> {
         let leases = self.list_leases().await?;
         if leases.is_empty() {
@@ -315,7 +294,7 @@ impl LockStore for KubeStore {
     }
 
     async fn delete_if_unchanged(&self, lock: &Lock, _: &BreakOptions) -> Result<Broken, Error> {
-        let h = self.mine(lock)?;
+        let h = lock.handle_for::<LeaseHandle>(&self.conn.target)?;
         // Never anything but a lock Lease, and never without the fields that make the
         // write conditional.
         if !h.name.starts_with(LEASE_PREFIX) || h.resource_version.is_empty() || h.uid.is_empty() {
@@ -370,15 +349,18 @@ impl LockStore for KubeStore {
     }
 
     async fn recheck(&self, lock: &Lock) -> Result<Presence, Error> {
-        let h = self.mine(lock)?;
-        Ok(match self.get(&h.name).await? {
-            None => Presence::Gone,
-            Some(now) => match text(&now, "/spec/holderIdentity") {
-                None => Presence::Gone,
-                Some(holder) if holder == h.holder => Presence::Same,
-                Some(_) => Presence::Other,
-            },
-        })
+        let h = lock.handle_for::<LeaseHandle>(&self.conn.target)?;
+        let lease = self.get(&h.name).await?;
+        let holder = lease.and_then(|now| text(&now, "/spec/holderIdentity").map(str::to_string));
+        Ok(Presence::of(holder, &h.holder))
+    }
+
+    fn backend(&self) -> Backend {
+        KUBERNETES
+    }
+
+    fn target(&self) -> &str {
+        &self.conn.target
     }
 }
 

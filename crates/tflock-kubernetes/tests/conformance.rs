@@ -11,7 +11,7 @@ use std::sync::Arc;
 use support::apiserver::Fake;
 use tflock_core::testkit::{sample_info, Fixture, Network, Place};
 use tflock_core::{
-    BackendBlock, BreakOptions, ConnectOptions, Driver, Error, Kind, LockInfo, LockStore, Target,
+    BackendBlock, BreakOptions, ConnectOptions, Error, Kind, LockInfo, LockStore, Target,
 };
 use tflock_kubernetes::KubeStore;
 
@@ -316,7 +316,9 @@ impl Fixture for KubeFixture {
 #[async_trait]
 impl Network for KubeFixture {
     async fn open(&self, url: &str, opts: &ConnectOptions) -> Result<Arc<dyn LockStore>, Error> {
-        tflock_kubernetes::open(&Target::parse(url)?, opts).await
+        tflock_kubernetes::DRIVER
+            .open(&Target::parse(url)?, opts)
+            .await
     }
     fn bad_targets(&self) -> Vec<String> {
         let k = self.config.display();

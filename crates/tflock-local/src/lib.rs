@@ -17,5 +17,12 @@ mod fcntl;
 mod naming;
 mod store;
 
-pub use discover::DRIVER;
 pub use store::{LocalStore, LOCAL};
+
+/// Registered by the CLI.
+pub static DRIVER: tflock_core::Driver = tflock_core::Driver::new(
+    discover::SCHEMES,
+    &["local"],
+    |target, _| tflock_core::opened(LocalStore::open(target)),
+    discover::targets,
+);

@@ -239,15 +239,6 @@ impl LocalStore {
         Some(lock)
     }
 
-    fn mine<'a>(&self, lock: &'a Lock) -> Result<&'a LocalHandle, Error> {
-        lock.handle().get::<LocalHandle>().ok_or_else(|| {
-            Error::usage(
-                &self.target,
-                format!("{} was not listed by the local backend", lock.location),
-            )
-        })
-    }
-
     /// Moves the lock info aside (atomic), compares what was moved with what was read,
     /// and removes it only if it is the same; otherwise puts it back. Whatever any
     /// terraform writes at the info path meanwhile is a new file and is never touched.
@@ -337,14 +328,6 @@ fn put_back(aside: &Path, info_path: &Path) {
 
 #[async_trait]
 impl LockStore for LocalStore {
-    fn backend(&self) -> Backend {
-        LOCAL
-    }
-
-    fn target(&self) -> &str {
-        &self.target
-    }
-
     async fn list(&self) -> Result<Vec<Lock>, Error> {
         let mut locks = Vec::new();
         for (workspace, dir) in self.workspace_dirs()? {
@@ -356,7 +339,7 @@ impl LockStore for LocalStore {
     }
 
     async fn delete_if_unchanged(&self, lock: &Lock, _: &BreakOptions) -> Result<Broken, Error> {
-        let h = self.mine(lock)?;
+        let h = lock.handle_for::<LocalHandle>(&self.target)?;
         let Some(expected) = &h.raw else {
             return Err(Error::refused(
                 &self.target,
@@ -405,12 +388,20 @@ impl LockStore for LocalStore {
     }
 
     async fn recheck(&self, lock: &Lock) -> Result<Presence, Error> {
-        let h = self.mine(lock)?;
+        let h = lock.handle_for::<LocalHandle>(&self.target)?;
         match Self::read_info(&h.info_path) {
             Info::Read(b) if h.raw.as_deref() == Some(&b[..]) => Ok(Presence::Same),
             Info::Read(_) => Ok(Presence::Other),
             Info::Missing => Ok(Presence::Gone),
             Info::Refused(why) => Err(Error::backend(&self.target, why)),
         }
+    }
+
+    fn backend(&self) -> Backend {
+        LOCAL
+    }
+
+    fn target(&self) -> &str {
+        &self.target
     }
 }

@@ -3,16 +3,9 @@
 
 use crate::conninfo::{encode, ConnInfo};
 use crate::naming::{DEFAULT_SCHEMA, DEFAULT_TABLE};
-use async_trait::async_trait;
 use serde::Deserialize;
-use std::sync::Arc;
 use tflock_core::block::de;
-use tflock_core::{BackendBlock, ConnectOptions, Driver, Error, Kind, LockStore, Scheme, Target};
-
-pub struct PgDriver;
-
-/// Registered by the CLI.
-pub static DRIVER: PgDriver = PgDriver;
+use tflock_core::{BackendBlock, Error, Kind, Scheme, Target};
 
 /// The settings of `backend "pg"` tflock uses (`table_name` is OpenTofu's).
 #[derive(Deserialize, Default)]
@@ -25,41 +18,20 @@ struct Settings {
     table_name: Option<String>,
 }
 
-#[async_trait]
-impl Driver for PgDriver {
-    fn schemes(&self) -> &'static [Scheme] {
-        &[Scheme {
-            name: "pg",
-            backend: "pg",
-            form: "pg://[USER@]HOST[:PORT]/DBNAME",
-            about: "the pg backend's advisory locks (lock ID = holding session + key)",
-        }]
-    }
+pub const SCHEMES: &[Scheme] = &[Scheme {
+    name: "pg",
+    backend: "pg",
+    form: "pg://[USER@]HOST[:PORT]/DBNAME",
+    about: "the pg backend's advisory locks (lock ID = holding session + key)",
+}];
 
-    fn terraform_backends(&self) -> &'static [&'static str] {
-        &["pg"]
-    }
-
-    async fn open(
-        &self,
-        target: &Target,
-        opts: &ConnectOptions,
-    ) -> Result<Arc<dyn LockStore>, Error> {
-        crate::open(target, opts).await
-    }
-
-    fn discover(&self, block: &BackendBlock) -> Result<Vec<Target>, Error> {
-        discover_with_env(block, &|k| std::env::var(k).ok())
-    }
-
-    fn id_hint(&self, target: &Target, query: &str) -> Option<String> {
-        (target.scheme == "pg" && !query.starts_with("pg-")).then(|| {
-            "pg locks have no Terraform lock ID: the Lock Info terraform prints on a pg conflict is the requester's own, and terraform force-unlock does nothing on pg; tflock's IDs look like pg-<pid>-<session start>-<key> (see tflock list)".to_string()
-        })
-    }
+pub fn id_hint(target: &Target, query: &str) -> Option<String> {
+    (target.scheme == "pg" && !query.starts_with("pg-")).then(|| {
+        "pg locks have no Terraform lock ID: the Lock Info terraform prints on a pg conflict is the requester's own, and terraform force-unlock does nothing on pg; tflock's IDs look like pg-<pid>-<session start>-<key> (see tflock list)".to_string()
+    })
 }
 
-/// [`PgDriver::discover`] with the environment read through `env`.
+/// The targets of the block, with the environment read through `env_var`.
 pub fn discover_with_env(
     block: &BackendBlock,
     env_var: &dyn Fn(&str) -> Option<String>,
@@ -111,14 +83,10 @@ mod tests {
     use super::*;
     use crate::PgStore;
     use serde_json::json;
+    use tflock_core::ConnectOptions;
 
     fn block(config: serde_json::Value) -> BackendBlock {
-        BackendBlock {
-            kind: "pg".into(),
-            config: config.as_object().unwrap().clone(),
-            source: "test".into(),
-            dir: ".".into(),
-        }
+        BackendBlock::new("pg", config.as_object().unwrap().clone())
     }
 
     fn no_env(_: &str) -> Option<String> {

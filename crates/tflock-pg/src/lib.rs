@@ -25,12 +25,20 @@ mod store;
 mod tls;
 
 use conninfo::ConnInfo;
-use std::sync::Arc;
-use tflock_core::{ConnectOptions, Error, LockStore, Target};
+use tflock_core::{ConnectOptions, Error, Target};
 
-pub use discover::{discover_with_env, DRIVER};
+pub use discover::discover_with_env;
 pub use naming::{DEFAULT_SCHEMA, DEFAULT_TABLE};
 pub use store::{PgStore, PG};
+
+/// Registered by the CLI.
+pub static DRIVER: tflock_core::Driver = tflock_core::Driver::new(
+    discover::SCHEMES,
+    &["pg"],
+    |t, o| tflock_core::opened(PgStore::open(t, o)),
+    |block| discover::discover_with_env(block, &|k| std::env::var(k).ok()),
+)
+.with_id_hint(discover::id_hint);
 
 /// The options a `pg://` target takes.
 const OPTIONS: &[&str] = &[
@@ -43,11 +51,6 @@ const OPTIONS: &[&str] = &[
     "conn_str",
     "password",
 ];
-
-/// Opens `pg://...`. Sends nothing.
-pub async fn open(target: &Target, opts: &ConnectOptions) -> Result<Arc<dyn LockStore>, Error> {
-    Ok(Arc::new(PgStore::open(target, opts)?))
-}
 
 fn usage(target: &Target, message: impl Into<String>) -> Error {
     Error::usage(&target.url, message)

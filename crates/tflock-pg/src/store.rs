@@ -200,15 +200,6 @@ impl PgStore {
         Ok(Some(lock))
     }
 
-    fn mine<'a>(&self, lock: &'a Lock) -> Result<&'a PgHandle, Error> {
-        lock.handle().get::<PgHandle>().ok_or_else(|| {
-            Error::usage(
-                &self.conn.target,
-                format!("{} is not a lock of this target", lock.location),
-            )
-        })
-    }
-
     /// Who holds `key` now: `(pid, session start, state)`.
     async fn holder(
         &self,
@@ -233,11 +224,11 @@ impl PgStore {
 
     async fn presence(&self, h: &PgHandle) -> Result<Presence, Error> {
         let client = self.conn.connect("reading the lock again").await?;
-        Ok(match self.holder(&client, h.key).await? {
-            None => Presence::Gone,
-            Some((pid, start, _)) if pid == h.pid && start == h.backend_start => Presence::Same,
-            Some(_) => Presence::Other,
-        })
+        let now = self.holder(&client, h.key).await?;
+        Ok(Presence::of(
+            now.map(|(pid, start, _)| (pid, start)),
+            &(h.pid, h.backend_start),
+        ))
     }
 
     /// The terminate statement matched nothing: say why, from a fresh read.
@@ -307,14 +298,6 @@ impl PgStore {
 
 #[async_trait]
 impl LockStore for PgStore {
-    fn backend(&self) -> Backend {
-        PG
-    }
-
-    fn target(&self) -> &str {
-        &self.conn.target
-    }
-
     async fn list(&self) -> Result<Vec<Lock>, Error> {
         let action = format!(
             "listing locks of {} in database {}",
@@ -340,7 +323,7 @@ impl LockStore for PgStore {
     }
 
     async fn delete_if_unchanged(&self, lock: &Lock, _: &BreakOptions) -> Result<Broken, Error> {
-        let h = self.mine(lock)?;
+        let h = lock.handle_for::<PgHandle>(&self.conn.target)?;
         let target = &self.conn.target;
         let Some(started) = h.backend_start else {
             return Err(Error::new(
@@ -423,7 +406,15 @@ impl LockStore for PgStore {
     }
 
     async fn recheck(&self, lock: &Lock) -> Result<Presence, Error> {
-        let h = self.mine(lock)?;
+        let h = lock.handle_for::<PgHandle>(&self.conn.target)?;
         self.presence(h).await
+    }
+
+    fn backend(&self) -> Backend {
+        PG
+    }
+
+    fn target(&self) -> &str {
+        &self.conn.target
     }
 }

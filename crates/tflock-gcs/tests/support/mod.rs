@@ -7,7 +7,7 @@
 use async_trait::async_trait;
 use std::sync::Arc;
 use tflock_core::testkit::{require_env, Fixture, Network, Place};
-use tflock_core::{ConnectOptions, Driver, Error, LockInfo, LockStore, Target};
+use tflock_core::{ConnectOptions, Error, LockInfo, LockStore, Target};
 use tflock_gcs::GcsStore;
 
 /// The prefix every place uses, as a `prefix = "env/app"` backend block would.
