@@ -37,17 +37,17 @@ pub use store::AZURE;
 pub static DRIVER: tflock_core::Driver = tflock_core::Driver::new(
     discover::SCHEMES,
     &["azurerm"],
-    |t, o| Box::pin(open(t, o)),
+    |t, o| tflock_core::opened(open(t, o)),
     discover::targets,
 )
 .with_target_for_path(discover::target_for_path);
 
-use std::sync::Arc;
-use tflock_core::{ConnectOptions, Error, LockStore, Target};
+use tflock_core::{ConnectOptions, Error, Target};
 
 /// Opens `azblob://ACCOUNT/CONTAINER[/PREFIX]`, with credentials and endpoint from the
 /// environment (see [`credentials`](crate) in the docs) and `?endpoint=` on the target.
-pub async fn open(target: &Target, opts: &ConnectOptions) -> Result<Arc<dyn LockStore>, Error> {
+/// Sends nothing.
+fn open(target: &Target, opts: &ConnectOptions) -> Result<store::AzureStore, Error> {
     let clients = client::Clients::connect(target, opts, &|k| std::env::var(k).ok())?;
-    Ok(Arc::new(store::AzureStore { clients }))
+    Ok(store::AzureStore { clients })
 }

@@ -57,7 +57,7 @@ pub struct Harness {
 }
 
 impl Harness {
-    /// Connects with credentials from the process environment, like [`crate::open`].
+    /// Connects with credentials from the process environment, like the driver's open.
     pub fn connect(target: &Target, opts: &ConnectOptions) -> Result<Harness, Error> {
         Self::connect_with_env(target, opts, &|k| std::env::var(k).ok())
     }
@@ -344,7 +344,7 @@ impl Harness {
     }
 }
 
-/// [`crate::open`] with credentials from `env` instead of the process environment, so
+/// The driver's open with credentials from `env` instead of the process environment, so
 /// tests never mutate the environment of a multi-threaded test binary.
 pub fn open_with_env(
     target: &Target,

@@ -5,8 +5,12 @@
 //! A driver is data (a table of functions), made once per crate with [`Driver::new`]:
 //!
 //! ```ignore
-//! pub static DRIVER: Driver =
-//!     Driver::new(naming::SCHEMES, &["consul"], |t, o| opened(ConsulStore::open(t, o)), discover::targets);
+//! pub static DRIVER: Driver = Driver::new(
+//!     discover::SCHEMES,                             // the URL schemes it opens
+//!     &["consul"],                                   // the backend blocks it reads
+//!     |t, o| tflock_core::opened(ConsulStore::open(t, o)),
+//!     |block| discover::targets(block, &tflock_core::env_var),
+//! );
 //! ```
 
 use crate::block::BackendBlock;
