@@ -2,12 +2,10 @@
 //! `support/agent.rs`, locks taken the way Terraform's consul backend takes them
 //! (`client.go` `lock`/`unlock`, hashicorp/consul `api/lock.go`), plus consul cases.
 
-mod support;
-
 use async_trait::async_trait;
 use serde_json::{json, Value};
 use std::sync::Arc;
-use support::agent::Fake;
+use tflock_consul::testing::Fake;
 use tflock_consul::ConsulStore;
 use tflock_core::testkit::{sample_info, Fixture, Network, Place};
 use tflock_core::{

@@ -18,7 +18,17 @@
 //! - ACLs: the token in `X-Consul-Token`; an unknown one is 403 `ACL not found`; a
 //!   read-only token gets 403 `Permission denied` on writes.
 //! - `?dc=` other than `dc1`: 500 `No path to datacenter`.
-//! - Blocking queries (`?index=`) answer at once: tflock never blocks.
+//! - `GET /v1/kv/<prefix>?keys[&separator=/]`: the keys under the prefix (up to the
+//!   separator), 404 when none.
+//! - `PUT /v1/txn`: `KV` operations `set` and `cas` (what Terraform stores its state
+//!   with), all or nothing: `{"Results":[{"KV":pair}],"Errors":null}`, or 409 with
+//!   `Errors` when a `cas` index is stale.
+//! - Blocking queries: a `GET /v1/kv/...?index=N` waits while the index it would answer
+//!   is not above N, at most `?wait=` (5 minutes in Consul; here at most 2 s, which a
+//!   client must take as "nothing changed", as Consul's own early returns).
+//! - Every answer carries `X-Consul-Index` (the key's `ModifyIndex`, or the store's
+//!   index), `X-Consul-KnownLeader` and `X-Consul-LastContact`, which the Go client
+//!   requires.
 
 use base64::Engine as _;
 use serde_json::{json, Value};
@@ -66,6 +76,9 @@ pub struct Fake {
     pub state: Arc<Mutex<State>>,
     _server: Server,
 }
+
+/// The longest a blocking query is held here (Consul: `wait`, default 5 minutes).
+const BLOCK_MAX: Duration = Duration::from_secs(2);
 
 fn text(status: u16, body: &str) -> Response {
     Response::new(status, body.to_string()).with_header("Content-Type", "text/plain; charset=utf-8")
@@ -308,6 +321,91 @@ impl State {
         }
     }
 
+    /// The index a read of `r` answers with: the key's `ModifyIndex` for a single key,
+    /// else the store's.
+    pub fn index_for(&self, r: &Request) -> u64 {
+        match r.path.strip_prefix("/v1/kv/") {
+            Some(key) if !r.has_param("recurse") && !r.has_param("keys") => {
+                self.kv.get(key).map_or(self.index, |p| p.modify_index)
+            }
+            _ => self.index,
+        }
+    }
+
+    fn keys(&self, prefix: &str, separator: Option<&str>) -> Response {
+        let mut keys: Vec<String> = Vec::new();
+        for k in self.kv.keys().filter(|k| k.starts_with(prefix)) {
+            let rest = &k[prefix.len()..];
+            let key = match separator
+                .filter(|s| !s.is_empty())
+                .and_then(|s| rest.find(s).map(|i| &k[..prefix.len() + i + s.len()]))
+            {
+                Some(up_to) => up_to.to_string(),
+                None => k.clone(),
+            };
+            if keys.last() != Some(&key) {
+                keys.push(key);
+            }
+        }
+        if keys.is_empty() {
+            return Response::new(404, Vec::new());
+        }
+        Response::json(200, &json!(keys))
+    }
+
+    /// `PUT /v1/txn` with `KV` `set` / `cas` operations: checked first, then applied
+    /// together.
+    fn txn(&mut self, r: &Request) -> Response {
+        let ops: Vec<Value> = match serde_json::from_slice(&r.body) {
+            Ok(Value::Array(ops)) => ops,
+            _ => return text(400, "Failed to parse body"),
+        };
+        let mut errors = Vec::new();
+        for (i, op) in ops.iter().enumerate() {
+            let kv = &op["KV"];
+            let key = kv["Key"].as_str().unwrap_or("");
+            match kv["Verb"].as_str().unwrap_or("") {
+                "set" => {}
+                "cas" => {
+                    let want = kv["Index"].as_u64().unwrap_or(0);
+                    let now = self.kv.get(key).map_or(0, |p| p.modify_index);
+                    if now != want {
+                        errors.push(json!({"OpIndex": i, "What": format!("failed to set key {key:?}, index is stale")}));
+                    }
+                }
+                other => errors
+                    .push(json!({"OpIndex": i, "What": format!("unsupported verb {other:?}")})),
+            }
+        }
+        if !errors.is_empty() {
+            return Response::json(409, &json!({"Results": null, "Errors": errors}));
+        }
+        let mut results = Vec::new();
+        for op in &ops {
+            let kv = &op["KV"];
+            let key = kv["Key"].as_str().unwrap_or("").to_string();
+            let value = kv["Value"]
+                .as_str()
+                .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v).ok())
+                .unwrap_or_default();
+            let idx = self.bump();
+            let p = self.kv.entry(key.clone()).or_insert(Pair {
+                value: Vec::new(),
+                flags: 0,
+                session: None,
+                create_index: idx,
+                modify_index: idx,
+                lock_index: 0,
+            });
+            p.value = value;
+            p.modify_index = idx;
+            let mut pair = Self::pair_json(&key, p);
+            pair["Value"] = Value::Null;
+            results.push(json!({ "KV": pair }));
+        }
+        Response::json(200, &json!({"Results": results, "Errors": null}))
+    }
+
     pub fn handle(&mut self, r: &Request, write_allowed: bool) -> Response {
         self.expire();
         if r.param("dc").is_some_and(|dc| dc != "dc1") {
@@ -320,7 +418,13 @@ impl State {
             );
         }
         if let Some(key) = r.path.strip_prefix("/v1/kv/") {
+            if r.method == "GET" && r.has_param("keys") {
+                return self.keys(key, r.param("separator"));
+            }
             return self.kv(r, key);
+        }
+        if r.path == "/v1/txn" && r.method == "PUT" {
+            return self.txn(r);
         }
         let parts: Vec<&str> = r.path.trim_matches('/').split('/').collect();
         match parts.as_slice() {
@@ -340,8 +444,6 @@ impl Fake {
         let server = Server::start(move |r: Request| {
             let (s, t, rt) = (s.clone(), t.clone(), rt.clone());
             async move {
-                let mut st = s.lock().unwrap();
-                st.log.push(format!("{} {}", r.method, r.path));
                 let given = r.header("x-consul-token").unwrap_or("");
                 let write = if given == t {
                     true
@@ -350,7 +452,41 @@ impl Fake {
                 } else {
                     return text(403, "ACL not found");
                 };
-                st.handle(&r, write)
+                // A blocking query waits (unlocked) while what it would answer is unchanged.
+                let blocking = r.param("index").and_then(|i| i.parse::<u64>().ok());
+                let wait = r
+                    .param("wait")
+                    .and_then(|w| tflock_core::duration::parse(w).ok())
+                    .unwrap_or(BLOCK_MAX)
+                    .min(BLOCK_MAX);
+                let until = Instant::now() + wait;
+                loop {
+                    let answer = {
+                        let mut st = s.lock().unwrap();
+                        st.expire();
+                        let unchanged = r.method == "GET"
+                            && blocking.is_some_and(|want| st.index_for(&r) <= want);
+                        if unchanged && Instant::now() < until {
+                            None
+                        } else {
+                            st.log.push(format!("{} {}", r.method, r.path));
+                            let response = st.handle(&r, write);
+                            Some(
+                                response
+                                    .with_header(
+                                        "X-Consul-Index",
+                                        &st.index_for(&r).max(1).to_string(),
+                                    )
+                                    .with_header("X-Consul-KnownLeader", "true")
+                                    .with_header("X-Consul-LastContact", "0"),
+                            )
+                        }
+                    };
+                    match answer {
+                        Some(response) => return response,
+                        None => tokio::time::sleep(Duration::from_millis(50)).await,
+                    }
+                }
             }
         })
         .await;
