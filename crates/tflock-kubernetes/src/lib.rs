@@ -23,6 +23,10 @@ mod error;
 mod naming;
 mod store;
 
+/// A fake API server for tests (feature `testing`): never in release builds.
+#[cfg(feature = "testing")]
+pub mod testing;
+
 use tflock_core::{ConnectOptions, Error, Target};
 
 pub use store::{KubeStore, KUBERNETES};

@@ -2,17 +2,15 @@
 //! `support/apiserver.rs`, locks taken the way Terraform's kubernetes backend takes them
 //! (`client.go` `Lock`/`Unlock`), plus kubernetes-specific cases.
 
-mod support;
-
 use async_trait::async_trait;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use support::apiserver::Fake;
 use tflock_core::testkit::{sample_info, Fixture, Network, Place};
 use tflock_core::{
     BackendBlock, BreakOptions, ConnectOptions, Error, Kind, LockInfo, LockStore, Target,
 };
+use tflock_kubernetes::testing::Fake;
 use tflock_kubernetes::KubeStore;
 
 const SUFFIX: &str = "app";
