@@ -32,12 +32,7 @@ fn consul_lock_killed_then_broken_by_session_id() {
     wd.env("CONSUL_HTTP_TOKEN", &fake.token);
     wd.init();
     wd.apply();
-    wd.start_holding_apply().kill9();
-
-    let (ok, out) = wd.plan();
-    assert!(!ok, "plan must fail on the stale lock:\n{out}");
-    assert!(out.contains("Error acquiring the state lock"), "{out}");
-    let id = lock_id_in(&out).expect("terraform printed the holder's Lock Info");
+    let (id, out) = wd.kill_holding_apply();
     let state_before = {
         let st = fake.state.lock().unwrap();
         let lock = &st.kv[&format!("{STATE}/.lock")];
@@ -47,31 +42,12 @@ fn consul_lock_killed_then_broken_by_session_id() {
     };
 
     // From the working directory, no -t: the backend block becomes a consul:// target.
-    let locks = wd.tflock_list_json(&[]);
-    assert_eq!(locks.len(), 1, "{locks:#?}");
-    assert_eq!(locks[0]["backend"], "consul");
-    assert_eq!(locks[0]["id"], id.as_str());
-    assert_eq!(locks[0]["operation"], "OperationTypeApply");
-    let inspect = wd.tflock(&["inspect", &id]);
-    assert_eq!(code(&inspect), 0, "{}", combined(&inspect));
-    assert!(combined(&inspect).contains(&format!("tflock break --id {id}")));
-
-    // A wrong ID names no lock: exit 3, and nothing is written.
-    let writes = |fake: &Fake| {
+    assert_one_lock_listed(&wd, "consul", &id);
+    // A wrong ID: exit 3, nothing written.
+    assert_wrong_id_changes_nothing(&wd, || {
         let st = fake.state.lock().unwrap();
         st.log.iter().filter(|l| !l.starts_with("GET ")).count()
-    };
-    let before = writes(&fake);
-    let wrong = wd.tflock(&[
-        "break",
-        "--id",
-        "00000000-0000-0000-0000-000000000000",
-        "--yes",
-    ]);
-    assert_eq!(code(&wrong), 3, "{}", combined(&wrong));
-    assert_eq!(writes(&fake), before, "a wrong ID sent a write");
-    let (ok, _) = wd.plan();
-    assert!(!ok, "still locked after a wrong ID");
+    });
 
     let broke = wd.tflock(&["break", "--id", &id, "--yes"]);
     assert_eq!(code(&broke), 0, "{}", combined(&broke));

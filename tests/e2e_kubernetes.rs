@@ -53,12 +53,7 @@ fn kubernetes_lease_killed_then_broken_by_id() {
     let wd = Workdir::new(&wd_block(&config.display().to_string()));
     wd.init();
     wd.apply();
-    wd.start_holding_apply().kill9();
-
-    let (ok, out) = wd.plan();
-    assert!(!ok, "plan must fail on the stale lock:\n{out}");
-    assert!(out.contains("Error acquiring the state lock"), "{out}");
-    let id = lock_id_in(&out).expect("terraform printed the holder's Lock Info");
+    let (id, out) = wd.kill_holding_apply();
     let key = |resource: &str, name: &str| {
         (
             resource.to_string(),
@@ -74,28 +69,9 @@ fn kubernetes_lease_killed_then_broken_by_id() {
     };
 
     // From the working directory, no -t: the backend block becomes a k8s:// target.
-    let locks = wd.tflock_list_json(&[]);
-    assert_eq!(locks.len(), 1, "{locks:#?}");
-    assert_eq!(locks[0]["backend"], "kubernetes");
-    assert_eq!(locks[0]["id"], id.as_str());
-    assert_eq!(locks[0]["operation"], "OperationTypeApply");
-    let inspect = wd.tflock(&["inspect", &id]);
-    assert_eq!(code(&inspect), 0, "{}", combined(&inspect));
-    assert!(combined(&inspect).contains(&format!("tflock break --id {id}")));
-
-    // A wrong ID names no lock: exit 3, and nothing is written.
-    let writes = |fake: &Fake| fake.state.lock().unwrap().puts.len();
-    let before = writes(&fake);
-    let wrong = wd.tflock(&[
-        "break",
-        "--id",
-        "00000000-0000-0000-0000-000000000000",
-        "--yes",
-    ]);
-    assert_eq!(code(&wrong), 3, "{}", combined(&wrong));
-    assert_eq!(writes(&fake), before, "a wrong ID sent a write");
-    let (ok, _) = wd.plan();
-    assert!(!ok, "still locked after a wrong ID");
+    assert_one_lock_listed(&wd, "kubernetes", &id);
+    // A wrong ID: exit 3, nothing written.
+    assert_wrong_id_changes_nothing(&wd, || fake.state.lock().unwrap().puts.len());
 
     let broke = wd.tflock(&["break", "--id", &id, "--yes"]);
     assert_eq!(code(&broke), 0, "{}", combined(&broke));

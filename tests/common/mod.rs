@@ -183,6 +183,18 @@ impl Workdir {
         }
     }
 
+    /// A stale lock: an apply killed with -9 while it holds the lock, after which `plan`
+    /// fails with `Error acquiring the state lock`. Returns the ID in the Lock Info
+    /// terraform printed, and the plan's output.
+    pub fn kill_holding_apply(&self) -> (String, String) {
+        self.start_holding_apply().kill9();
+        let (ok, out) = self.plan();
+        assert!(!ok, "plan must fail on the stale lock:\n{out}");
+        assert!(out.contains("Error acquiring the state lock"), "{out}");
+        let id = lock_id_in(&out).expect("terraform printed the Lock Info");
+        (id, out)
+    }
+
     /// `terraform plan -lock-timeout=0s`: (succeeded, combined output).
     pub fn plan(&self) -> (bool, String) {
         let out = self.terraform(&["plan", "-lock-timeout=0s", "-input=false", "-no-color"]);
@@ -284,4 +296,35 @@ pub fn lock_id_in(terraform_output: &str) -> Option<String> {
 
 pub fn code(out: &Output) -> i32 {
     out.status.code().unwrap_or(-1)
+}
+
+/// `tflock list --json` in the working directory (no -t, so discovery from the backend
+/// block): exactly one lock, of `backend`, under `id`, held by an apply; and `inspect`
+/// names the command that breaks it. Returns the listed lock.
+pub fn assert_one_lock_listed(wd: &Workdir, backend: &str, id: &str) -> serde_json::Value {
+    let locks = wd.tflock_list_json(&[]);
+    assert_eq!(locks.len(), 1, "{locks:#?}");
+    assert_eq!(locks[0]["backend"], backend);
+    assert_eq!(locks[0]["id"], id);
+    assert_eq!(locks[0]["operation"], "OperationTypeApply");
+    let inspect = wd.tflock(&["inspect", id]);
+    assert_eq!(code(&inspect), 0, "{}", combined(&inspect));
+    assert!(combined(&inspect).contains(&format!("tflock break --id {id}")));
+    locks[0].clone()
+}
+
+/// A wrong ID names no lock: exit 3 (no such lock), `writes()` (what the store counts)
+/// unchanged, and terraform is still locked out.
+pub fn assert_wrong_id_changes_nothing(wd: &Workdir, writes: impl Fn() -> usize) {
+    let before = writes();
+    let wrong = wd.tflock(&[
+        "break",
+        "--id",
+        "00000000-0000-0000-0000-000000000000",
+        "--yes",
+    ]);
+    assert_eq!(code(&wrong), 3, "{}", combined(&wrong));
+    assert_eq!(writes(), before, "a wrong ID sent a write");
+    let (ok, _) = wd.plan();
+    assert!(!ok, "still locked after a wrong ID");
 }

@@ -104,6 +104,22 @@ impl State {
         self.index
     }
 
+    /// The pair at `key` (created empty if absent) for a write, with the write's index
+    /// already set as its `ModifyIndex`.
+    fn write(&mut self, key: impl Into<String>) -> &mut Pair {
+        let idx = self.bump();
+        let p = self.kv.entry(key.into()).or_insert(Pair {
+            value: Vec::new(),
+            flags: 0,
+            session: None,
+            create_index: idx,
+            modify_index: idx,
+            lock_index: 0,
+        });
+        p.modify_index = idx;
+        p
+    }
+
     fn pair_json(key: &str, p: &Pair) -> Value {
         let mut v = json!({
             "LockIndex": p.lock_index, "Key": key, "Flags": p.flags,
@@ -203,21 +219,12 @@ impl State {
                     if held_by.as_deref().is_some_and(|h| h != sid) {
                         return boolean(false);
                     }
-                    let idx = self.bump();
-                    let p = self.kv.entry(key.to_string()).or_insert(Pair {
-                        value: Vec::new(),
-                        flags: 0,
-                        session: None,
-                        create_index: idx,
-                        modify_index: idx,
-                        lock_index: 0,
-                    });
+                    let p = self.write(key.to_string());
                     if held_by.is_none() {
                         p.lock_index += 1;
                     }
                     p.session = Some(sid.to_string());
                     p.value = r.body.clone();
-                    p.modify_index = idx;
                     if let Some(f) = flags {
                         p.flags = f;
                     }
@@ -234,17 +241,8 @@ impl State {
                         _ => boolean(false),
                     };
                 }
-                let idx = self.bump();
-                let p = self.kv.entry(key.to_string()).or_insert(Pair {
-                    value: Vec::new(),
-                    flags: 0,
-                    session: None,
-                    create_index: idx,
-                    modify_index: idx,
-                    lock_index: 0,
-                });
+                let p = self.write(key.to_string());
                 p.value = r.body.clone();
-                p.modify_index = idx;
                 if let Some(f) = flags {
                     p.flags = f;
                 }
@@ -388,17 +386,8 @@ impl State {
                 .as_str()
                 .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v).ok())
                 .unwrap_or_default();
-            let idx = self.bump();
-            let p = self.kv.entry(key.clone()).or_insert(Pair {
-                value: Vec::new(),
-                flags: 0,
-                session: None,
-                create_index: idx,
-                modify_index: idx,
-                lock_index: 0,
-            });
+            let p = self.write(key.clone());
             p.value = value;
-            p.modify_index = idx;
             let mut pair = Self::pair_json(&key, p);
             pair["Value"] = Value::Null;
             results.push(json!({ "KV": pair }));
