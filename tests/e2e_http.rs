@@ -94,12 +94,7 @@ fn gitlab_state_lock_killed_then_broken_by_id() {
 
     // A wrong ID names no lock: exit 3 (no such lock), and no DELETE is ever sent.
     gitlab.clear_requests();
-    let wrong = wd.tflock(&[
-        "break",
-        "--id",
-        "00000000-0000-0000-0000-000000000000",
-        "--yes",
-    ]);
+    let wrong = break_unknown_id(&wd);
     assert_eq!(code(&wrong), 3, "{}", combined(&wrong));
     assert!(gitlab.requests().iter().all(|r| r.method != "DELETE"));
     let dry = wd.tflock(&["break", "--id", &id, "--dry-run"]);

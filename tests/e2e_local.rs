@@ -45,12 +45,7 @@ fn local_lock_held_then_killed_then_broken() {
     assert_eq!(locks[0]["stale"], true);
 
     // Terraform's own force-unlock never works for a local leftover; tflock's does.
-    let wrong = wd.tflock(&[
-        "break",
-        "--id",
-        "00000000-0000-0000-0000-000000000000",
-        "--yes",
-    ]);
+    let wrong = break_unknown_id(&wd);
     assert_eq!(code(&wrong), 3, "{}", combined(&wrong));
     let dry = wd.tflock(&["break", "--id", &id, "--dry-run"]);
     assert_eq!(code(&dry), 0, "{}", combined(&dry));

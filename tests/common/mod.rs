@@ -317,14 +317,19 @@ pub fn assert_one_lock_listed(wd: &Workdir, backend: &str, id: &str) -> serde_js
 /// unchanged, and terraform is still locked out.
 pub fn assert_wrong_id_changes_nothing(wd: &Workdir, writes: impl Fn() -> usize) {
     let before = writes();
-    let wrong = wd.tflock(&[
-        "break",
-        "--id",
-        "00000000-0000-0000-0000-000000000000",
-        "--yes",
-    ]);
+    let wrong = break_unknown_id(wd);
     assert_eq!(code(&wrong), 3, "{}", combined(&wrong));
     assert_eq!(writes(), before, "a wrong ID sent a write");
     let (ok, _) = wd.plan();
     assert!(!ok, "still locked after a wrong ID");
+}
+
+/// `tflock break --id <an ID no lock has> --yes` in the working directory.
+pub fn break_unknown_id(wd: &Workdir) -> Output {
+    wd.tflock(&[
+        "break",
+        "--id",
+        "00000000-0000-0000-0000-000000000000",
+        "--yes",
+    ])
 }
