@@ -33,6 +33,35 @@ impl fmt::Display for InfoError {
 
 impl std::error::Error for InfoError {}
 
+/// 16 bytes as 8-4-4-4-12 hex: the shape of Terraform's lock IDs (random bytes, no UUID
+/// version bits).
+pub fn id_from_bytes(bytes: [u8; 16]) -> String {
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let parts = [
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32],
+    ];
+    parts.join("-")
+}
+
+/// 16 well-mixed bytes from `seed` (splitmix64): for IDs where no random source is at
+/// hand, and for reproducible ones in tests.
+pub fn seeded_bytes(seed: u64) -> [u8; 16] {
+    fn splitmix(mut x: u64) -> u64 {
+        x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        x ^ (x >> 31)
+    }
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&splitmix(seed).to_be_bytes());
+    bytes[8..].copy_from_slice(&splitmix(seed ^ 0xD1B5_4A32_D192_ED03).to_be_bytes());
+    bytes
+}
+
 const KEYS: [&str; 7] = [
     "ID",
     "Operation",

@@ -213,25 +213,9 @@ pub(crate) fn random_id() -> String {
             ^ ((std::process::id() as u64) << 32)
             ^ N.fetch_add(1, Ordering::SeqCst)
                 .wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        bytes[..8].copy_from_slice(&splitmix(seed).to_le_bytes());
-        bytes[8..].copy_from_slice(&splitmix(seed ^ 0xD1B5_4A32_D192_ED03).to_le_bytes());
+        bytes = tflock_core::lockinfo::seeded_bytes(seed);
     }
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
-}
-
-fn splitmix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
+    tflock_core::lockinfo::id_from_bytes(bytes)
 }
 
 /// What tflock's probe says about itself: a server that grants it the lock stores this

@@ -141,28 +141,12 @@ pub fn sample_info(operation: &str, path: &str) -> LockInfo {
 /// 16 pseudo-random bytes from `seed` as 8-4-4-4-12 hex, the shape of Terraform's lock
 /// IDs (which carry no UUID version bits).
 pub fn lock_id_from(seed: u64) -> String {
-    let (a, b) = (splitmix(seed), splitmix(seed ^ 0xD1B5_4A32_D192_ED03));
-    let hex = format!("{a:016x}{b:016x}");
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    crate::lockinfo::id_from_bytes(crate::lockinfo::seeded_bytes(seed))
 }
 
 fn created_now() -> DateTime<Utc> {
     // Terraform's clock has nanoseconds; keep them so round trips are exercised.
     Utc::now()
-}
-
-fn splitmix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
 }
 
 async fn list(place: &dyn Place) -> Vec<Lock> {
