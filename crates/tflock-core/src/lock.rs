@@ -159,8 +159,6 @@ impl Lock {
         self.handle = handle;
     }
 
-    /// Decodes `raw` as LockInfo and fills `info`/`info_error`, `id` (unless the backend
-    /// already set it: GCS, Azure) and `path` (when Terraform recorded one).
     /// The lock of `holder` (a session, a Lease holder: the lock ID) with the LockInfo
     /// `raw` read beside it. Info that names another ID is not this holder's: the lock is
     /// then foreign, and the ID the info names is returned for the message.
@@ -173,6 +171,8 @@ impl Lock {
         (lock, other)
     }
 
+    /// Decodes `raw` as LockInfo and fills `info`/`info_error`, `id` (unless the backend
+    /// already set it: GCS, Azure) and `path` (when Terraform recorded one).
     pub fn with_info_text(mut self, raw: &str) -> Self {
         match LockInfo::parse(raw) {
             Ok(info) => {
