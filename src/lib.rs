@@ -78,7 +78,14 @@ where
     let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
-            let text = e.render().to_string();
+            // clap quotes the offending argument as given: keep its lines, escape the rest.
+            let text: Vec<String> = e
+                .render()
+                .to_string()
+                .split('\n')
+                .map(|line| tflock_core::text::escape_control(line).into_owned())
+                .collect();
+            let text = text.join("\n");
             if e.use_stderr() {
                 let _ = write!(io.err, "{text}");
                 return exit::USAGE;

@@ -36,6 +36,22 @@ fn clean(text: &str) -> bool {
         .all(|c| c == '\n' || !tflock_core::text::needs_escape(c))
 }
 
+/// clap's own errors quote the offending argument as given: it is escaped like every
+/// other shown text (found by `any_target_text_never_panics` with `-t "-\r"`).
+#[test]
+fn argument_errors_quote_the_argument_escaped() {
+    for args in [
+        &["list", "-t", "-\r"][..],
+        &["list", "--\u{1b}[2Jx"],
+        &["\u{1b}]0;pwned\u{7}list"],
+        &["break", "--id", "x", "--older-than", "-\u{202e}1h"],
+    ] {
+        let (code, out, err) = run(&AnyTarget(None), args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(clean(&out) && clean(&err), "{args:?}: {out:?} {err:?}");
+    }
+}
+
 /// Text an attacker writes: printable, control, bidi and quote characters mixed.
 fn hostile() -> impl Strategy<Value = String> {
     prop::collection::vec(
