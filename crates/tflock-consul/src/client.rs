@@ -6,7 +6,7 @@ use crate::auth::{self, Auth};
 use crate::error::{timed_out, transport};
 use base64::Engine as _;
 use std::time::Duration;
-use tflock_core::exchange::{exchange, NoReply, Reply};
+use tflock_core::exchange::{client_builder, exchange, NoReply, Reply};
 use tflock_core::{ConnectOptions, Error, Target};
 
 /// `api.DefaultConfig`'s address when nothing else says.
@@ -83,11 +83,7 @@ impl Conn {
         let t = target.url.as_str();
         let base = base_url(target, env)?;
         let auth = auth::auth(target, env)?;
-        let mut b = reqwest::Client::builder()
-            .connect_timeout(opts.timeout)
-            .timeout(opts.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("tflock/", env!("CARGO_PKG_VERSION")));
+        let mut b = client_builder(opts.timeout, base.scheme() == "https");
         if let Some(ca) = &auth.ca_pem {
             let certs = reqwest::Certificate::from_pem_bundle(ca)
                 .map_err(|_| Error::usage(t, "the CA file (ca_file / CONSUL_CACERT) is not PEM"))?;

@@ -1,7 +1,27 @@
-//! One HTTP exchange, bounded as a whole, for the backends that speak HTTP APIs with
-//! reqwest (consul, kubernetes). Sent once: a destructive request is never retried.
+//! The reqwest client of the backends that speak HTTP APIs (consul, kubernetes, http,
+//! gcs), and one HTTP exchange, bounded as a whole. Sent once: a destructive request is
+//! never retried.
 
 use std::time::Duration;
+
+/// A client builder with what every HTTP backend wants: `timeout` for connecting and for
+/// each request, no redirect followed (a lock request goes where it was sent, once), and
+/// tflock's user agent. When no endpoint is `https`, no certificate is loaded: nothing is
+/// verified over plain http, and the platform verifier would read every system
+/// certificate when the client is built (an emulator or a local agent pays that at every
+/// start). A backend adds its own CA, client identity or proxy on top.
+pub fn client_builder(timeout: Duration, https: bool) -> reqwest::ClientBuilder {
+    let builder = reqwest::Client::builder()
+        .connect_timeout(timeout)
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("tflock/", env!("CARGO_PKG_VERSION")));
+    if https {
+        builder
+    } else {
+        builder.tls_certs_only(Vec::new())
+    }
+}
 
 /// One HTTP answer, body read in full.
 #[derive(Debug)]

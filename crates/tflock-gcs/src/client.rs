@@ -6,6 +6,7 @@ use crate::error::{retriable, to_error, Context, Failure};
 use gcloud_storage::client::{Client, ClientConfig};
 use gcloud_storage::http::Error as GcsError;
 use std::time::Duration;
+use tflock_core::exchange::client_builder;
 use tflock_core::{ConnectOptions, Error, Target};
 use tokio::time::Instant;
 
@@ -66,18 +67,15 @@ impl Conn {
         let timeout = opts.timeout;
         // No retry middleware: reads are retried by `read`, within the budget, and deletes
         // never.
-        let http = reqwest::Client::builder()
-            .connect_timeout(timeout)
-            .timeout(timeout)
-            .build()
-            .map_err(|e| {
-                Error::backend(&target.url, format!("cannot build the HTTP client: {e}"))
-            })?;
-        let http = reqwest_middleware::ClientBuilder::new(http).build();
         let custom = custom_endpoint(target)?;
         let endpoint = custom
             .clone()
             .unwrap_or_else(|| GOOGLE_ENDPOINT.to_string());
+        let https = endpoint.starts_with("https:");
+        let http = client_builder(timeout, https).build().map_err(|e| {
+            Error::backend(&target.url, format!("cannot build the HTTP client: {e}"))
+        })?;
+        let http = reqwest_middleware::ClientBuilder::new(http).build();
         let base = ClientConfig {
             http: Some(http),
             storage_endpoint: endpoint.clone(),

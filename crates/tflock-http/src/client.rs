@@ -9,6 +9,7 @@ use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, LOCATION};
 use reqwest::Method;
 use std::time::Duration;
 use tflock_core::error::root_cause;
+use tflock_core::exchange::client_builder;
 use tflock_core::{redact, ConnectOptions, Error, Kind, Target};
 use url::Url;
 
@@ -137,14 +138,11 @@ impl Client {
         opts: &ConnectOptions,
         creds: Credentials,
         tls: &Tls,
+        urls: &[&Url],
     ) -> Result<Client, Error> {
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(opts.timeout)
-            .timeout(opts.timeout)
-            .user_agent(concat!("tflock/", env!("CARGO_PKG_VERSION")))
-            // Sent once means once; a redirect of a lock request is refused, not followed.
-            .retry(reqwest::retry::never())
-            .redirect(reqwest::redirect::Policy::none());
+        let https = urls.iter().any(|u| u.scheme() == "https");
+        // Sent once means once: no retry either.
+        let mut builder = client_builder(opts.timeout, https).retry(reqwest::retry::never());
         if tls.skip_verify {
             builder = builder.tls_danger_accept_invalid_certs(true);
         }

@@ -136,7 +136,7 @@ impl GitLabStore {
         let tls = Tls::from_target(target, &process_env)?;
         let creds = Credentials::for_gitlab(target, &process_env);
         Ok(GitLabStore {
-            client: Client::new(target, opts, creds, &tls)?,
+            client: Client::new(target, opts, creds, &tls, &[&base])?,
             base,
             project,
             full_path: OnceCell::new(),

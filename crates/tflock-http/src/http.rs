@@ -150,7 +150,7 @@ impl HttpStore {
         let creds = Credentials::for_http(target, &process_env);
         let name = redact::url(lock_url.as_str());
         Ok(HttpStore {
-            client: Client::new(target, opts, creds, &tls)?,
+            client: Client::new(target, opts, creds, &tls, &[&lock_url, &unlock_url])?,
             ep: Endpoint {
                 lock_url,
                 lock_method,

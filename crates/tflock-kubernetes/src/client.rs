@@ -6,7 +6,7 @@ use crate::auth::{self, Credential, Resolved, Secret};
 use crate::error::{timed_out, transport};
 use base64::Engine as _;
 use std::time::Duration;
-use tflock_core::exchange::{exchange, NoReply, Reply};
+use tflock_core::exchange::{client_builder, exchange, NoReply, Reply};
 use tflock_core::{ConnectOptions, Error, Kind};
 use tokio::sync::OnceCell;
 
@@ -80,12 +80,12 @@ impl Conn {
                 out.token.map(|tok| Secret(format!("Bearer {}", tok.0)))
             }
         };
-        let mut b = reqwest::Client::builder()
-            .connect_timeout(self.timeout)
-            .timeout(self.timeout)
-            .pool_max_idle_per_host(4)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("tflock/", env!("CARGO_PKG_VERSION")));
+        // Certificates are needed for an https server, or an https proxy in front of it.
+        let https = r.server.scheme() == "https"
+            || r.proxy_url
+                .as_deref()
+                .is_some_and(|p| p.starts_with("https:"));
+        let mut b = client_builder(self.timeout, https).pool_max_idle_per_host(4);
         if let Some(ca) = &r.ca_pem {
             let certs = reqwest::Certificate::from_pem_bundle(ca).map_err(|_| {
                 Error::usage(
