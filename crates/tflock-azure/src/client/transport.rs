@@ -12,9 +12,12 @@ use azure_core::http::{
     ClientOptions, Context, ExponentialRetryOptions, Request, RetryOptions, Transport, Url,
 };
 use azure_core::time::Duration as SdkDuration;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tflock_core::error::source_chain;
+use tflock_core::exchange::client_builder;
+use tflock_core::fsread::{read_bounded, CONFIG_MAX};
 use tflock_core::ConnectOptions;
 
 /// At most this many retries after the first try.
@@ -28,22 +31,18 @@ pub(crate) fn client_options(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<ClientOptions, String> {
     let timeout = opts.timeout.max(Duration::from_millis(100));
-    let mut builder = reqwest::Client::builder()
-        .connect_timeout(timeout.min(Duration::from_secs(10)))
-        .timeout(timeout)
-        .redirect(reqwest::redirect::Policy::none());
-    if endpoint.scheme() == "https" {
+    let https = endpoint.scheme() == "https";
+    let mut builder =
+        client_builder(timeout, https).connect_timeout(timeout.min(Duration::from_secs(10)));
+    if https {
         if let Some(path) = env("SSL_CERT_FILE").filter(|p| !p.trim().is_empty()) {
-            let pem = std::fs::read(path.trim())
+            // Bounded and never blocking: a FIFO or /dev/zero named here is refused.
+            let pem = read_bounded(Path::new(path.trim()), CONFIG_MAX)
                 .map_err(|e| format!("SSL_CERT_FILE={path}: cannot read it: {e}"))?;
             let certs = reqwest::Certificate::from_pem_bundle(&pem)
                 .map_err(|e| format!("SSL_CERT_FILE={path}: not a PEM certificate bundle: {e}"))?;
             builder = builder.tls_certs_merge(certs);
         }
-    } else {
-        // Plain http: nothing is verified, so no root store is loaded (the platform
-        // verifier would read every system certificate at startup).
-        builder = builder.tls_certs_only(Vec::new());
     }
     let client = builder
         .build()
@@ -123,6 +122,19 @@ mod tests {
             err.starts_with("SSL_CERT_FILE=/nonexistent/ca.pem: cannot read it"),
             "{err}"
         );
+        // A FIFO is refused at once (bounded, non-blocking reads), not waited on.
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("ca.pem");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        let fifo = fifo.display().to_string();
+        let named = |k: &str| (k == "SSL_CERT_FILE").then(|| fifo.clone());
+        let err =
+            client_options(&opts, &url("https://acct.blob.core.windows.net"), &named).unwrap_err();
+        assert!(err.contains("not a regular file"), "{err}");
         // An emulator on plain http never reads it.
         assert!(client_options(&opts, &url("http://127.0.0.1:10000/acct"), &missing).is_ok());
         assert!(
