@@ -6,46 +6,15 @@
 //! object and the `-md5` digest row beside them, through plain SDK clients (not the store
 //! under test).
 
+mod support;
+
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType,
-};
-use aws_sdk_s3::config::{Credentials, Region};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Once};
+use aws_sdk_dynamodb::types::AttributeValue;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tflock_core::testkit::{require_env, sample_info, Fixture, Network, Place};
+use support::{ddb_client, lock_table, moto, s3_client, unique};
+use tflock_core::testkit::{sample_info, Fixture, Network, Place};
 use tflock_core::{BreakOptions, ConnectOptions, Error, LockInfo, LockStore, Target};
-
-/// The standard chain reads these; set once, before any test builds a client.
-fn aws_env() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        std::env::set_var("AWS_ACCESS_KEY_ID", "test");
-        std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
-        std::env::set_var("AWS_REGION", "us-east-1");
-        std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
-    });
-}
-
-fn moto() -> Option<String> {
-    aws_env();
-    require_env("TFLOCK_TEST_MOTO", "moto (S3 + DynamoDB emulator)")
-}
-
-fn unique(name: &str) -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or_default();
-    format!(
-        "tflock-{}-{}-{nanos}",
-        name.to_ascii_lowercase(),
-        N.fetch_add(1, Ordering::SeqCst)
-    )
-}
 
 /// The state key Terraform uses for a workspace (default `workspace_key_prefix`).
 fn state_key(state: &str) -> String {
@@ -66,19 +35,10 @@ struct Clients {
 
 impl Clients {
     async fn new(endpoint: &str) -> Clients {
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(endpoint)
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("test", "test", None, None, "test"))
-            .load()
-            .await;
-        let s3 = aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(true)
-            .build();
         Clients {
             endpoint: endpoint.to_string(),
-            s3: aws_sdk_s3::Client::from_conf(s3),
-            ddb: aws_sdk_dynamodb::Client::new(&sdk),
+            s3: s3_client(endpoint).await,
+            ddb: ddb_client(endpoint).await,
         }
     }
 
@@ -87,27 +47,7 @@ impl Clients {
     }
 
     async fn table(&self, name: &str) {
-        self.ddb
-            .create_table()
-            .table_name(name)
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name("LockID")
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .unwrap(),
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name("LockID")
-                    .key_type(KeyType::Hash)
-                    .build()
-                    .unwrap(),
-            )
-            .billing_mode(BillingMode::PayPerRequest)
-            .send()
-            .await
-            .unwrap();
+        lock_table(&self.ddb, name).await;
     }
 
     /// The state object Terraform keeps beside the lock (written once per state).

@@ -7,45 +7,16 @@
 //! States, digest rows, locks and versions are written with plain SDK clients, the way
 //! Terraform's s3 backend writes them.
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType,
-};
-use aws_sdk_s3::config::{Credentials, Region};
+mod support;
+
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
 use md5::{Digest as _, Md5};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Once};
+use std::sync::Arc;
+use support::{ddb_client, lock_table, moto, s3_client, unique};
 use tflock_core::testkit::relay::{Relay, Verdict};
-use tflock_core::testkit::{require_env, sample_info};
+use tflock_core::testkit::sample_info;
 use tflock_core::{ConnectOptions, Finding, Kind, LockStore, Target};
-
-fn aws_env() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        std::env::set_var("AWS_ACCESS_KEY_ID", "test");
-        std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
-        std::env::set_var("AWS_REGION", "us-east-1");
-        std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
-    });
-}
-
-fn moto() -> Option<String> {
-    aws_env();
-    require_env("TFLOCK_TEST_MOTO", "moto (S3 + DynamoDB emulator)")
-}
-
-fn unique(name: &str) -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or_default();
-    format!(
-        "tflock-doc-{name}-{}-{nanos}",
-        N.fetch_add(1, Ordering::SeqCst)
-    )
-}
 
 const KEY: &str = "app/terraform.tfstate";
 
@@ -83,40 +54,10 @@ struct Bed {
 impl Bed {
     async fn new(name: &str) -> Option<Bed> {
         let moto = moto()?;
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(&moto)
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("test", "test", None, None, "test"))
-            .load()
-            .await;
-        let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&sdk)
-                .force_path_style(true)
-                .build(),
-        );
-        let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+        let (s3, ddb) = (s3_client(&moto).await, ddb_client(&moto).await);
         let (bucket, table) = (unique(name), unique(name));
         s3.create_bucket().bucket(&bucket).send().await.unwrap();
-        ddb.create_table()
-            .table_name(&table)
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name("LockID")
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .unwrap(),
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name("LockID")
-                    .key_type(KeyType::Hash)
-                    .build()
-                    .unwrap(),
-            )
-            .billing_mode(BillingMode::PayPerRequest)
-            .send()
-            .await
-            .unwrap();
+        lock_table(&ddb, &table).await;
         Some(Bed {
             moto,
             bucket,

@@ -9,16 +9,9 @@ mod support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use support::{bucket_with_lockfiles, relay, s3_client, s3_error};
-use tflock_core::testkit::{require_env, sample_info};
+use support::{bucket_with_lockfiles, moto, relay, s3_client, s3_error};
+use tflock_core::testkit::sample_info;
 use tflock_core::{BreakOptions, ConnectOptions, Target};
-
-fn moto() -> Option<String> {
-    let moto = require_env("TFLOCK_TEST_MOTO", "moto (S3 + DynamoDB emulator)")?;
-    std::env::set_var("AWS_ACCESS_KEY_ID", "test");
-    std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
-    Some(moto)
-}
 
 fn target(bucket: &str, relay: &str) -> Target {
     Target::parse(&format!("s3://{bucket}?endpoint={relay}&region=us-east-1")).unwrap()

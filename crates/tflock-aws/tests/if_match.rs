@@ -5,25 +5,10 @@
 
 mod support;
 
-use support::s3_client;
+use support::{moto, s3_client, unique};
 use tflock_core::testkit::relay::{Relay, Verdict};
-use tflock_core::testkit::{require_env, sample_info};
+use tflock_core::testkit::sample_info;
 use tflock_core::{BreakOptions, ConnectOptions, Kind, LockStore, Target};
-
-fn moto() -> Option<String> {
-    let moto = require_env("TFLOCK_TEST_MOTO", "moto (S3 + DynamoDB emulator)")?;
-    std::env::set_var("AWS_ACCESS_KEY_ID", "test");
-    std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
-    Some(moto)
-}
-
-fn bucket_name(what: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or_default();
-    format!("tflock-ifmatch-{what}-{}-{nanos}", std::process::id())
-}
 
 async fn open(bucket: &str, endpoint: &str) -> std::sync::Arc<dyn LockStore> {
     let t = Target::parse(&format!(
@@ -61,7 +46,7 @@ const LOCKFILE: &str = "app/terraform.tfstate.tflock";
 
 /// A bucket with a state object and a Terraform lockfile beside it.
 async fn locked_bucket(s3: &aws_sdk_s3::Client, what: &str) -> String {
-    let bucket = bucket_name(what);
+    let bucket = unique(what);
     s3.create_bucket().bucket(&bucket).send().await.unwrap();
     put(
         s3,

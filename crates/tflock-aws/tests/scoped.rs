@@ -8,66 +8,14 @@
 
 mod support;
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType,
-};
+use aws_sdk_dynamodb::types::AttributeValue;
 use futures::stream::{self, StreamExt};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use support::s3_client;
+use support::{ddb_client, lock_table, moto, s3_client, unique};
 use tflock_core::testkit::relay::{Relay, Seen, Verdict};
-use tflock_core::testkit::{require_env, sample_info};
+use tflock_core::testkit::sample_info;
 use tflock_core::{BackendBlock, BreakOptions, ConnectOptions, Target};
-
-fn moto() -> Option<String> {
-    let moto = require_env("TFLOCK_TEST_MOTO", "moto (S3 + DynamoDB emulator)")?;
-    std::env::set_var("AWS_ACCESS_KEY_ID", "test");
-    std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
-    std::env::set_var("AWS_REGION", "us-east-1");
-    std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
-    Some(moto)
-}
-
-fn unique(what: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or_default();
-    format!("tflock-scoped-{what}-{}-{nanos}", std::process::id())
-}
-
-async fn ddb_client(moto: &str) -> aws_sdk_dynamodb::Client {
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(moto)
-        .region(aws_config::Region::new("us-east-1"))
-        .load()
-        .await;
-    aws_sdk_dynamodb::Client::new(&sdk)
-}
-
-async fn table(ddb: &aws_sdk_dynamodb::Client, name: &str) {
-    ddb.create_table()
-        .table_name(name)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("LockID")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("LockID")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await
-        .unwrap();
-}
 
 async fn put_row(ddb: &aws_sdk_dynamodb::Client, table: &str, attrs: &[(&str, String)]) {
     let mut req = ddb.put_item().table_name(table);
@@ -106,7 +54,7 @@ async fn break_by_id_on_a_dynamodb_backend_is_three_requests() {
     let (s3, ddb) = (s3_client(&moto).await, ddb_client(&moto).await);
     let (bucket, tbl) = (unique("b"), unique("t"));
     s3.create_bucket().bucket(&bucket).send().await.unwrap();
-    table(&ddb, &tbl).await;
+    lock_table(&ddb, &tbl).await;
     let key = "app/terraform.tfstate";
     // Three workspaces of this configuration, and another configuration's states in the
     // same bucket and table.

@@ -1,12 +1,82 @@
-//! Shared by the fault and credential tests: an SDK client to moto, a bucket with
-//! lockfiles, and a relay in front of moto that can answer or observe requests.
+//! Shared by the tests against moto: its endpoint and credentials, unique names, SDK
+//! clients, a lock table and a bucket with lockfiles as Terraform makes them, and a relay
+//! in front of moto that can answer or observe requests.
 #![allow(dead_code)]
 
 use aws_config::Region;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
 use aws_sdk_s3::config::Credentials;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Once;
+use tflock_core::testkit::require_env;
 use tflock_core::LockInfo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
+/// moto's endpoint (`None`: the test is skipped, or fails under scripts/test), with the
+/// test credentials the standard chain reads set once, before any client is built.
+pub fn moto() -> Option<String> {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        std::env::set_var("AWS_ACCESS_KEY_ID", "test");
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
+        std::env::set_var("AWS_REGION", "us-east-1");
+        std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
+    });
+    require_env("TFLOCK_TEST_MOTO", "moto (S3 + DynamoDB emulator)")
+}
+
+/// A bucket or table name no other test (or earlier run) uses, lower case as S3 wants.
+pub fn unique(what: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    format!(
+        "tflock-{}-{}-{}-{nanos}",
+        what.to_ascii_lowercase(),
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// A DynamoDB client to moto with its test credentials.
+pub async fn ddb_client(moto: &str) -> aws_sdk_dynamodb::Client {
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(moto)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+        .load()
+        .await;
+    aws_sdk_dynamodb::Client::new(&sdk)
+}
+
+/// A lock table as Terraform's documentation makes it: hash key `LockID` (a string).
+pub async fn lock_table(ddb: &aws_sdk_dynamodb::Client, name: &str) {
+    ddb.create_table()
+        .table_name(name)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("LockID")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("LockID")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .unwrap();
+}
 
 /// A path-style S3 client to moto with its test credentials.
 pub async fn s3_client(moto: &str) -> aws_sdk_s3::Client {
