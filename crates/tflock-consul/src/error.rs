@@ -3,7 +3,7 @@
 //! `No path to datacenter`) and mostly status 403 / 500.
 
 use crate::client::Conn;
-use tflock_core::error::{one_line, root_cause};
+use tflock_core::error::{excerpt, root_cause};
 use tflock_core::exchange::Reply;
 use tflock_core::{Error, Kind};
 
@@ -14,11 +14,7 @@ pub fn is_true(reply: &Reply) -> bool {
 
 /// `HTTP 403: Permission denied`, escaped and bounded.
 pub fn describe(reply: &Reply) -> String {
-    let text = String::from_utf8_lossy(&reply.body);
-    let text: String = tflock_core::text::escape_control(&one_line(&text))
-        .chars()
-        .take(300)
-        .collect();
+    let text = excerpt(&String::from_utf8_lossy(&reply.body), 300);
     if text.is_empty() {
         format!("HTTP {}", reply.status)
     } else {

@@ -224,6 +224,15 @@ pub fn one_line(s: &str) -> String {
     out
 }
 
+/// What a server said, fit for a one-line message: one line, control characters escaped,
+/// at most `max` characters (a hostile or huge error body stays readable).
+pub fn excerpt(s: &str, max: usize) -> String {
+    crate::text::escape_control(&one_line(s))
+        .chars()
+        .take(max)
+        .collect()
+}
+
 /// The error and its sources on one line, each text once (SDKs and HTTP clients hide the
 /// cause behind "dispatch failure" / "error sending request"):
 /// `dispatch failure: io error: ...: Connection refused (os error 111)`.

@@ -4,7 +4,7 @@
 
 use crate::client::Conn;
 use serde::Deserialize;
-use tflock_core::error::{one_line, root_cause};
+use tflock_core::error::{excerpt, root_cause};
 use tflock_core::exchange::Reply;
 use tflock_core::{Error, Kind};
 
@@ -34,10 +34,7 @@ pub fn describe(reply: &Reply) -> String {
     } else {
         s.reason
     };
-    let message: String = tflock_core::text::escape_control(&one_line(&s.message))
-        .chars()
-        .take(300)
-        .collect();
+    let message = excerpt(&s.message, 300);
     let mut text = format!("HTTP {}", reply.status);
     if !reason.is_empty() {
         text.push(' ');
