@@ -396,7 +396,6 @@ impl State {
     }
 
     pub fn handle(&mut self, r: &Request, write_allowed: bool) -> Response {
-        self.expire();
         if r.param("dc").is_some_and(|dc| dc != "dc1") {
             return text(500, "No path to datacenter");
         }
